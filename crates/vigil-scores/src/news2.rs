@@ -226,7 +226,7 @@ fn spo2(inputs: &News2Inputs<'_>, rows: usize) -> SubScore {
     };
     let other_scale: Vec<usize> = match inputs.spo2_scale {
         Num::Scalar(None) => return scale1,
-        Num::Scalar(Some(s)) if s == 1.0 => return scale1,
+        Num::Scalar(Some(1.0)) => return scale1,
         Num::Scalar(Some(_)) => (0..rows).collect(),
         Num::Array(_) => (0..rows)
             .filter(|&i| scale_at(i).is_some_and(|s| s != 1.0))

@@ -198,8 +198,8 @@ pub fn news2(row: &Row) -> RowScore {
         None => Param::Missing,
         Some(x) if !Vital::Spo2.plausible_range().contains(x) => Param::Invalid,
         Some(x) => match row.spo2_scale.unwrap_or(1.0) {
-            s if s == 1.0 => Param::Scored(news2_spo2_scale1(x)),
-            s if s == 2.0 => match news2_spo2_scale2(x, row.on_oxygen) {
+            1.0 => Param::Scored(news2_spo2_scale1(x)),
+            2.0 => match news2_spo2_scale2(x, row.on_oxygen) {
                 Some(p) => Param::Scored(p),
                 None => Param::Undetermined,
             },
@@ -243,7 +243,7 @@ pub fn news2(row: &Row) -> RowScore {
 /// The NEWS2 clinical risk band of one row's score, `None` when incomplete.
 pub fn news2_band(score: &RowScore) -> Option<&'static str> {
     let total = score.total?;
-    let any_three = score.subscores.iter().any(|s| *s == Some(3));
+    let any_three = score.subscores.contains(&Some(3));
     Some(if total >= 7 {
         "high"
     } else if total >= 5 {

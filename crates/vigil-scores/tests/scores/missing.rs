@@ -37,7 +37,8 @@ fn each_missing_parameter_nulls_the_aggregate_and_is_named() {
         ..normal()
     }; // every parameter scores: 3 + 3 + 2 + 3 + 3 + 3 + 3 = 20
     let mut rows = Vec::new();
-    let strips: [(&str, fn(&mut Row)); 7] = [
+    type Strip = (&'static str, fn(&mut Row));
+    let strips: [Strip; 7] = [
         ("resp_rate", |r| r.resp_rate = None),
         ("spo2", |r| r.spo2 = None),
         ("air_or_oxygen", |r| r.on_oxygen = None),

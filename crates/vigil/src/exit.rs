@@ -1,0 +1,6 @@
+//! Exit codes, documented in README: scripts rely on them.
+
+/// Something failed (unreadable input, unwritable output).
+pub const FAILURE: u8 = 1;
+/// Every line was processed, but some input lines were rejected (sysexits EX_DATAERR).
+pub const SOME_REJECTED: u8 = 65;

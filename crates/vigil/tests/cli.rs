@@ -1,0 +1,124 @@
+//! The `vigil` binary as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn vigil(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigil");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn rows(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("output line is JSON"))
+        .collect()
+}
+
+#[test]
+fn scores_the_shipped_sample() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/vitals.jsonl");
+    let out = vigil(&["score", sample], "");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 10);
+    // p-002 deteriorates from medium to high; its last set scores 3+3+2+3+2+3+2.
+    let p2: Vec<_> = rows.iter().filter(|r| r["patient_id"] == "p-002").collect();
+    assert_eq!(p2[0]["news2_band"], "medium");
+    assert_eq!(p2[2]["news2"], 18);
+    assert_eq!(p2[2]["news2_band"], "high");
+    assert_eq!(p2[2]["consciousness"], "C");
+    // p-005 has no blood pressure or temperature: no aggregate, named as missing.
+    let p5 = rows
+        .iter()
+        .find(|r| r["patient_id"] == "p-005")
+        .expect("p-005");
+    assert!(p5["news2"].is_null());
+    assert_eq!(
+        p5["news2_missing"],
+        serde_json::json!(["systolic_bp", "temperature"])
+    );
+    // p-006's heart rate of 400 is invalid, not a score of 3.
+    let p6 = rows
+        .iter()
+        .find(|r| r["patient_id"] == "p-006")
+        .expect("p-006");
+    assert!(p6["news2"].is_null());
+    assert_eq!(p6["news2_invalid"], serde_json::json!(["heart_rate"]));
+    assert!(p6["news2_subscores"]["heart_rate"].is_null());
+}
+
+#[test]
+fn bad_lines_are_reported_by_number_and_skipped() {
+    let input = concat!(
+        r#"{"patient_id":"a","observed_at":"2026-11-24T08:00:00Z","resp_rate":30}"#,
+        "\n",
+        "not json\n",
+        "\n",
+        r#"{"patient_id":"b"}"#,
+        "\n",
+        r#"{"patient_id":"c","observed_at":"2026-11-24T08:00:00Z","heart_rate":"fast"}"#,
+        "\n",
+        r#"{"patient_id":"d","observed_at":0,"heart_rate":45}"#,
+        "\n",
+    );
+    let out = vigil(&["score"], input);
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2: expected ident at column 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4: missing field `observed_at`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 5: invalid type"), "{stderr}");
+    assert!(
+        stderr.contains("2 rows scored, 3 lines rejected"),
+        "{stderr}"
+    );
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["news2_partial"], 3);
+    assert_eq!(rows[1]["patient_id"], "d");
+    assert_eq!(rows[1]["news2_subscores"]["heart_rate"], 1);
+}
+
+#[test]
+fn batches_do_not_change_results_and_files_work() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/vitals.jsonl");
+    let whole = vigil(&["score", sample], "");
+    let dir = std::env::temp_dir().join(format!("vigil-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join("out.jsonl");
+    let path_str = path.to_str().expect("utf-8 path");
+    let small = vigil(&["score", sample, "--batch-size", "3", "-o", path_str], "");
+    assert_eq!(small.status.code(), Some(0));
+    assert_eq!(std::fs::read(&path).expect("output file"), whole.stdout);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_input_file_fails_with_exit_1() {
+    let out = vigil(&["score", "/nonexistent/vitals.jsonl"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
+}
