@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use vigil_scores::input::{Flag, Num, Text};
 use vigil_scores::news2::{News2Inputs, news2};
 use vigil_scores::reference::{self, Row};
@@ -97,7 +97,9 @@ fn plan(
     b: &RecordBatch,
     sql: &str,
 ) -> (SessionContext, Arc<dyn ExecutionPlan>) {
-    let ctx = SessionContext::new();
+    // One partition: the plan runs on one core (like the kernel) and has no
+    // repartitioning, so it can be executed again and again.
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     vigil_scores::udf::register(&ctx);
     ctx.register_batch("vitals", b.clone()).expect("register");
     let plan = rt.block_on(async {

@@ -74,9 +74,27 @@ impl<const N: usize> Bands<N> {
     }
 
     /// Appends the points of every value in `values` to `out`.
+    ///
+    /// Works on fixed-size chunks with the points kept as `f64` while the cuts are
+    /// applied, so that every step is a lane-wise compare-and-blend the compiler turns
+    /// into SIMD instructions; only the final narrowing goes to `u8`.
     #[inline(always)]
     pub fn points_into(&self, values: &[f64], out: &mut Vec<u8>) {
-        out.extend(values.iter().map(|&x| self.points(x)));
+        const LANES: usize = 16;
+        out.reserve(values.len());
+        let chunks = values.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            let mut p = [f64::from(self.lowest); LANES];
+            for cut in &self.cuts {
+                let points = f64::from(cut.points);
+                for (p, &x) in p.iter_mut().zip(chunk) {
+                    *p = if cut.passes(x) { points } else { *p };
+                }
+            }
+            out.extend(p.map(|p| p as u8));
+        }
+        out.extend(rest.iter().map(|&x| self.points(x)));
     }
 }
 
