@@ -228,6 +228,9 @@ fn spo2(inputs: &News2Inputs<'_>, rows: usize) -> SubScore {
         Num::Scalar(None) => return scale1,
         Num::Scalar(Some(1.0)) => return scale1,
         Num::Scalar(Some(_)) => (0..rows).collect(),
+        // Nearly every patient is on Scale 1: one vectorised pass over the raw values
+        // (NULL slots included) proves it, and only otherwise are rows examined.
+        Num::Array(a) if a.values().iter().all(|&s| s == 1.0) => return scale1,
         Num::Array(_) => (0..rows)
             .filter(|&i| scale_at(i).is_some_and(|s| s != 1.0))
             .collect(),
