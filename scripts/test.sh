@@ -16,8 +16,8 @@ cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "==> tests"
-cargo nextest run --workspace --locked --no-fail-fast
-
 echo "==> documentation examples"
 cargo test --workspace --doc --locked
+
+echo "==> tests"
+cargo nextest run --workspace --locked --no-fail-fast
