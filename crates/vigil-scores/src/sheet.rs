@@ -11,10 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, ListBuilder, StringBuilder, StructArray,
-    UInt8Array,
-};
+use arrow::array::{Array, ArrayRef, ListBuilder, StringBuilder, StructArray, UInt8Array};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use vigil_core::PlausibleRange;
@@ -414,20 +411,4 @@ fn detail_fields<'a>(parameters: impl Iterator<Item = &'a str>, with_band: bool)
     fields.push(Field::new("missing", list.clone(), false));
     fields.push(Field::new("invalid", list, false));
     fields.into()
-}
-
-/// The booleans of a flag input as an array, for callers that need them per row.
-pub fn flag_values(input: Flag<'_>, rows: usize) -> BooleanArray {
-    match input {
-        Flag::Array(a) => a.clone(),
-        Flag::Scalar(v) => BooleanArray::from(vec![v; rows]),
-    }
-}
-
-/// The values of a numeric input as an array, for callers that need them per row.
-pub fn num_values(input: Num<'_>, rows: usize) -> Float64Array {
-    match input {
-        Num::Array(a) => a.clone(),
-        Num::Scalar(v) => Float64Array::from(vec![v; rows]),
-    }
 }
