@@ -41,6 +41,7 @@
 //! ```
 
 pub mod bands;
+mod bits;
 pub mod error;
 pub mod input;
 pub mod mews;

@@ -101,29 +101,29 @@ pub struct MewsInputs<'a> {
 
 /// MEWS (0-14) for `rows` rows.
 pub fn mews(inputs: &MewsInputs<'_>, rows: usize) -> Sheet {
-    let numeric = |name, input, vital: Vital, bands: fn(&[f64], &mut Vec<u8>)| {
-        SubScore::numeric(name, input, rows, vital.plausible_range(), bands)
-    };
     Sheet::new(
         rows,
         vec![
-            numeric(
+            SubScore::numeric(
                 params::RESP_RATE,
                 inputs.resp_rate,
+                rows,
                 Vital::RespRate,
-                |v, o| RESP_RATE.points_into(v, o),
+                &RESP_RATE,
             ),
-            numeric(
+            SubScore::numeric(
                 params::SYSTOLIC_BP,
                 inputs.systolic_bp,
+                rows,
                 Vital::SystolicBp,
-                |v, o| SYSTOLIC_BP.points_into(v, o),
+                &SYSTOLIC_BP,
             ),
-            numeric(
+            SubScore::numeric(
                 params::HEART_RATE,
                 inputs.heart_rate,
+                rows,
                 Vital::HeartRate,
-                |v, o| HEART_RATE.points_into(v, o),
+                &HEART_RATE,
             ),
             SubScore::consciousness(
                 params::CONSCIOUSNESS,
@@ -131,11 +131,12 @@ pub fn mews(inputs: &MewsInputs<'_>, rows: usize) -> Sheet {
                 rows,
                 CONSCIOUSNESS_POINTS,
             ),
-            numeric(
+            SubScore::numeric(
                 params::TEMPERATURE,
                 inputs.temperature,
+                rows,
                 Vital::Temperature,
-                |v, o| TEMPERATURE.points_into(v, o),
+                &TEMPERATURE,
             ),
         ],
     )

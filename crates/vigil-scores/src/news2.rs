@@ -163,17 +163,15 @@ pub struct News2Inputs<'a> {
 
 /// NEWS2 for `rows` rows (scalar inputs are broadcast to every row).
 pub fn news2(inputs: &News2Inputs<'_>, rows: usize) -> Sheet {
-    let numeric = |name, input, vital: Vital, bands: fn(&[f64], &mut Vec<u8>)| {
-        SubScore::numeric(name, input, rows, vital.plausible_range(), bands)
-    };
     Sheet::new(
         rows,
         vec![
-            numeric(
+            SubScore::numeric(
                 params::RESP_RATE,
                 inputs.resp_rate,
+                rows,
                 Vital::RespRate,
-                |v, o| RESP_RATE.points_into(v, o),
+                &RESP_RATE,
             ),
             spo2(inputs, rows),
             SubScore::flag(
@@ -183,17 +181,19 @@ pub fn news2(inputs: &News2Inputs<'_>, rows: usize) -> Sheet {
                 OXYGEN_POINTS,
                 0,
             ),
-            numeric(
+            SubScore::numeric(
                 params::SYSTOLIC_BP,
                 inputs.systolic_bp,
+                rows,
                 Vital::SystolicBp,
-                |v, o| SYSTOLIC_BP.points_into(v, o),
+                &SYSTOLIC_BP,
             ),
-            numeric(
+            SubScore::numeric(
                 params::HEART_RATE,
                 inputs.heart_rate,
+                rows,
                 Vital::HeartRate,
-                |v, o| HEART_RATE.points_into(v, o),
+                &HEART_RATE,
             ),
             SubScore::consciousness(
                 params::CONSCIOUSNESS,
@@ -201,11 +201,12 @@ pub fn news2(inputs: &News2Inputs<'_>, rows: usize) -> Sheet {
                 rows,
                 CONSCIOUSNESS_POINTS,
             ),
-            numeric(
+            SubScore::numeric(
                 params::TEMPERATURE,
                 inputs.temperature,
+                rows,
                 Vital::Temperature,
-                |v, o| TEMPERATURE.points_into(v, o),
+                &TEMPERATURE,
             ),
         ],
     )
@@ -215,9 +216,7 @@ pub fn news2(inputs: &News2Inputs<'_>, rows: usize) -> Sheet {
 /// amended one by one.
 fn spo2(inputs: &News2Inputs<'_>, rows: usize) -> SubScore {
     let range = Vital::Spo2.plausible_range();
-    let scale1 = SubScore::numeric(params::SPO2, inputs.spo2, rows, range, |v, o| {
-        SPO2_SCALE_1.points_into(v, o)
-    });
+    let scale1 = SubScore::numeric(params::SPO2, inputs.spo2, rows, Vital::Spo2, &SPO2_SCALE_1);
     let scale_at = |i: usize| -> Option<f64> {
         match inputs.spo2_scale {
             Num::Array(a) => a.is_valid(i).then(|| a.value(i)),

@@ -9,14 +9,17 @@
 //! form names the absent and invalid parameters. Nothing missing is ever counted as
 //! normal.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, ListBuilder, StringBuilder, StructArray, UInt8Array};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use vigil_core::PlausibleRange;
+use vigil_core::Vital;
 use vigil_core::consciousness::{Acvpu, INVALID_CODE};
 
+use crate::bands::{Bands, Scored};
+use crate::bits;
 use crate::input::{Flag, Num, Text};
 
 /// One parameter's points for a batch of rows.
@@ -80,23 +83,23 @@ impl SubScore {
         }
     }
 
-    /// Scores a numeric parameter: `score` maps a slice of values to points, `range`
-    /// says which values are plausible.
+    /// Scores a numeric parameter on one chart row; values outside `vital`'s plausible
+    /// range are invalid.
     #[inline(always)]
-    pub fn numeric(
+    pub fn numeric<const N: usize>(
         parameter: &'static str,
         input: Num<'_>,
         rows: usize,
-        range: PlausibleRange,
-        score: impl Fn(&[f64], &mut Vec<u8>),
+        vital: Vital,
+        bands: &Bands<N>,
     ) -> SubScore {
+        let range = vital.plausible_range();
         match input {
             Num::Array(array) => {
-                let values: &[f64] = array.values();
-                let mut points = Vec::with_capacity(values.len());
-                score(values, &mut points);
-                let implausible =
-                    BooleanBuffer::collect_bool(values.len(), |i| !range.contains(values[i]));
+                let Scored {
+                    points,
+                    implausible,
+                } = bands.score(array.values(), range);
                 let (missing, invalid) = match array.nulls() {
                     Some(nulls) if nulls.null_count() > 0 => {
                         (Some(!nulls.inner()), any_set(&implausible & nulls.inner()))
@@ -105,17 +108,13 @@ impl SubScore {
                 };
                 SubScore::new(parameter, points, missing, invalid, None)
             }
-            Num::Scalar(value) => {
-                let mut one = Vec::with_capacity(1);
-                score(&[value.unwrap_or(f64::NAN)], &mut one);
-                SubScore::new(
-                    parameter,
-                    vec![one[0]; rows],
-                    constant(rows, value.is_none()),
-                    constant(rows, value.is_some_and(|v| !range.contains(v))),
-                    None,
-                )
-            }
+            Num::Scalar(value) => SubScore::new(
+                parameter,
+                vec![bands.points(value.unwrap_or(f64::NAN)); rows],
+                constant(rows, value.is_none()),
+                constant(rows, value.is_some_and(|v| !range.contains(v))),
+                None,
+            ),
         }
     }
 
@@ -129,10 +128,7 @@ impl SubScore {
     ) -> SubScore {
         match input {
             Flag::Array(array) => {
-                let bits = array.values();
-                let points = (0..bits.len())
-                    .map(|i| if bits.value(i) { when_true } else { when_false })
-                    .collect();
+                let points = flag_points(array.values(), when_true, when_false);
                 let missing = array
                     .nulls()
                     .filter(|n| n.null_count() > 0)
@@ -164,12 +160,10 @@ impl SubScore {
         rows: usize,
         by_level: [u8; 5],
     ) -> SubScore {
-        let codes = acvpu_codes(input, rows);
-        let points = codes
-            .iter()
-            .map(|&c| by_level.get(c as usize).copied().unwrap_or(0))
-            .collect();
-        let invalid = BooleanBuffer::collect_bool(rows, |i| codes[i] == INVALID_CODE);
+        let (points, invalid) = match one_letter_per_row(input) {
+            Some(letters) => letter_points(&letters, by_level),
+            None => code_points(&acvpu_codes(input, rows), by_level),
+        };
         let (missing, invalid) = match text_nulls(input, rows) {
             Some(nulls) => (Some(!nulls.inner()), any_set(&invalid & nulls.inner())),
             None => (None, any_set(invalid)),
@@ -215,6 +209,99 @@ impl SubScore {
             self.scoreable.clone().map(NullBuffer::new),
         )
     }
+}
+
+/// `when_true` or `when_false` for every bit, a 64-bit word at a time.
+fn flag_points(bits: &BooleanBuffer, when_true: u8, when_false: u8) -> Vec<u8> {
+    let mut points = vec![0u8; bits.len()];
+    let chunks = bits.inner().bit_chunks(bits.offset(), bits.len());
+    let pick = |word: u64, out: &mut [u8]| {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = if (word >> j) & 1 == 1 {
+                when_true
+            } else {
+                when_false
+            };
+        }
+    };
+    let mut blocks = points.chunks_mut(64);
+    for (word, out) in chunks.iter().zip(&mut blocks) {
+        pick(word, out);
+    }
+    if let Some(out) = blocks.next() {
+        pick(chunks.remainder_bits(), out);
+    }
+    points
+}
+
+/// The ACVPU letters `a`, `c`, `v`, `p`, `u` in level order.
+const LOWER_LETTERS: [u8; 5] = {
+    let mut letters = [0u8; 5];
+    let mut i = 0;
+    while i < letters.len() {
+        letters[i] = Acvpu::ALL[i].letter().as_bytes()[0] | 0x20;
+        i += 1;
+    }
+    letters
+};
+
+/// The raw letter of every row when every row holds exactly one byte (the common
+/// case: devices and decoders send letters), so that it can be scored with lane-wise
+/// compares instead of per-row look-ups.
+fn one_letter_per_row(input: Text<'_>) -> Option<Cow<'_, [u8]>> {
+    match input {
+        Text::Utf8(array) => {
+            // One byte each: the offsets count up by one, and the letters lie side by
+            // side in the data buffer.
+            let offsets = array.value_offsets();
+            let first = *offsets.first()?;
+            let one_each = offsets
+                .iter()
+                .zip(0..)
+                .fold(true, |all, (&o, i)| all & (o == first + i));
+            let start = usize::try_from(first).ok()?;
+            let letters = array.value_data().get(start..start + array.len())?;
+            one_each.then_some(Cow::Borrowed(letters))
+        }
+        Text::Utf8View(array) => {
+            // A view's low 32 bits are the length; strings of up to 12 bytes are
+            // stored inline right after it.
+            let views = array.views();
+            let one_each = views.iter().fold(true, |all, &v| all & (v as u32 == 1));
+            one_each.then(|| Cow::Owned(views.iter().map(|&v| (v >> 32) as u8).collect()))
+        }
+        Text::Scalar(_) => None,
+    }
+}
+
+/// Points and invalid bits of one-letter levels, 64 rows at a time. A letter matches
+/// a level in either case (`b | 0x20` folds only `A`/`a`-style pairs together).
+fn letter_points(letters: &[u8], by_level: [u8; 5]) -> (Vec<u8>, BooleanBuffer) {
+    let mut points = vec![0u8; letters.len()];
+    let mut unknown = vec![0u8; letters.len()];
+    for ((letter, out), unknown) in letters.iter().zip(&mut points).zip(&mut unknown) {
+        let lower = letter | 0x20;
+        let mut p = 0u8;
+        let mut known = false;
+        for (&level, &points) in LOWER_LETTERS.iter().zip(&by_level) {
+            let hit = lower == level;
+            p = if hit { points } else { p };
+            known |= hit;
+        }
+        *out = p;
+        *unknown = u8::from(!known);
+    }
+    (points, bits::pack(&unknown))
+}
+
+/// Points and invalid bits from level codes ([`INVALID_CODE`] for unknown text).
+fn code_points(codes: &[u8], by_level: [u8; 5]) -> (Vec<u8>, BooleanBuffer) {
+    let points = codes
+        .iter()
+        .map(|&c| by_level.get(usize::from(c)).copied().unwrap_or(0))
+        .collect();
+    let invalid = BooleanBuffer::collect_bool(codes.len(), |i| codes[i] == INVALID_CODE);
+    (points, invalid)
 }
 
 /// ACVPU level codes of every row ([`INVALID_CODE`] for unknown text; NULL rows get an
@@ -411,4 +498,70 @@ fn detail_fields<'a>(parameters: impl Iterator<Item = &'a str>, with_band: bool)
     fields.push(Field::new("missing", list.clone(), false));
     fields.push(Field::new("invalid", list, false));
     fields.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{StringArray, StringViewArray};
+
+    use super::*;
+
+    const BY_LEVEL: [u8; 5] = [0, 1, 2, 3, 4];
+
+    /// Points, invalid and missing rows of a consciousness sub-score.
+    fn summary(s: &SubScore) -> Vec<(u8, bool, bool)> {
+        (0..s.points().len())
+            .map(|i| (s.points()[i], s.is_invalid(i), s.is_missing(i)))
+            .collect()
+    }
+
+    /// The same text scored from offsets, from views, and row by row agrees, whether
+    /// or not every row is one letter (the lane-wise path) and across bitmap words.
+    #[test]
+    fn letter_and_word_paths_agree_with_row_by_row_parsing() {
+        let letters = ["A", "c", "V", "p", "U", "a", "x", "!", "C", "u"];
+        let mixed = [Some("alert"), None, Some("VOICE"), Some("q"), Some(" P ")];
+        let one_letter: Vec<Option<&str>> =
+            letters.iter().cycle().take(150).map(|&l| Some(l)).collect();
+        let with_words: Vec<Option<&str>> = mixed.iter().cycle().take(150).copied().collect();
+        for rows in [one_letter, with_words] {
+            let want: Vec<(u8, bool, bool)> = rows
+                .iter()
+                .map(|r| match r {
+                    None => (0, false, true),
+                    Some(t) => match Acvpu::parse(t) {
+                        Some(level) => (BY_LEVEL[level as usize], false, false),
+                        None => (0, true, false),
+                    },
+                })
+                .collect();
+            let offsets = StringArray::from(rows.clone());
+            let views = StringViewArray::from(rows.clone());
+            for input in [Text::Utf8(&offsets), Text::Utf8View(&views)] {
+                let s = SubScore::consciousness("consciousness", input, rows.len(), BY_LEVEL);
+                assert_eq!(summary(&s), want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sliced_letter_array_scores_its_own_rows() {
+        let all = StringArray::from(vec!["U", "A", "V", "A", "P"]);
+        let slice = all.slice(1, 3);
+        let s = SubScore::consciousness("c", Text::Utf8(&slice), 3, BY_LEVEL);
+        assert_eq!(s.points(), &[0, 2, 0]);
+    }
+
+    #[test]
+    fn oxygen_flag_points_follow_each_bit_across_words() {
+        let flags: Vec<Option<bool>> = (0..130).map(|i| Some(i % 3 == 0)).collect();
+        let array = arrow::array::BooleanArray::from(flags.clone());
+        let sliced = array.slice(5, 120);
+        let s = SubScore::flag("o2", Flag::Array(&sliced), 120, 2, 0);
+        let want: Vec<u8> = flags[5..125]
+            .iter()
+            .map(|f| if *f == Some(true) { 2 } else { 0 })
+            .collect();
+        assert_eq!(s.points(), want.as_slice());
+    }
 }
