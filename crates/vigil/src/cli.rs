@@ -20,6 +20,27 @@ pub enum Command {
     /// invalid parameters), qSOFA, MEWS and SIRS for every line.
     #[command(after_help = SCORE_EXAMPLES)]
     Score(ScoreArgs),
+    /// Validate a pipeline file and print its streaming plan: sources with their
+    /// watermarks, operators and windows, sinks and output schemas.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+}
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  vigil check pipelines/news2_per_patient.sql
+
+An error names the line of the pipeline file and the construct the streaming engine
+cannot run (ORDER BY or LIMIT over a stream, joins, undeclared tables, windows on a
+column without a WATERMARK, ...).
+
+Exit status: 0 the pipeline is valid; 78 it is not; 1 the file cannot be read.";
+
+/// Flags of `vigil check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The pipeline SQL file.
+    pub pipeline: PathBuf,
 }
 
 const SCORE_EXAMPLES: &str = "\

@@ -4,3 +4,5 @@
 pub const FAILURE: u8 = 1;
 /// Every line was processed, but some input lines were rejected (sysexits EX_DATAERR).
 pub const SOME_REJECTED: u8 = 65;
+/// The pipeline file is not valid (sysexits' EX_CONFIG).
+pub const INVALID_PIPELINE: u8 = 78;

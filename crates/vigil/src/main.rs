@@ -3,6 +3,7 @@
 //! Subcommands live in their own modules; this file parses the command line and maps
 //! outcomes to exit codes (see [`exit`]).
 
+mod check;
 mod cli;
 mod exit;
 mod score;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = match cli.command {
         cli::Command::Score(args) => score::run(&args),
+        cli::Command::Check(args) => check::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -122,3 +122,44 @@ fn missing_input_file_fails_with_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
 }
+
+#[test]
+fn every_shipped_pipeline_checks() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).expect("pipelines/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "sql") {
+            let out = vigil(&["check", path.to_str().expect("utf-8 path")], "");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains("window aggregate"), "{stdout}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "pipelines/ holds the shipped pipelines");
+}
+
+#[test]
+fn an_invalid_pipeline_names_its_line_and_exits_78() {
+    let dir = std::env::temp_dir().join(format!("vigil-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bad.sql");
+    std::fs::write(
+        &path,
+        "CREATE TABLE v (a TEXT) WITH (connector = 'file', path = 'x');\n\
+         CREATE TABLE o WITH (connector = 'file', path = '-');\n\
+         INSERT INTO o\nSELECT a FROM v\nORDER BY a;\n",
+    )
+    .expect("write");
+    let out = vigil(&["check", path.to_str().expect("utf-8 path")], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("line 5: ORDER BY"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,554 @@
+//! Planning: each `INSERT INTO sink SELECT ...` planned by DataFusion and lowered into
+//! a chain of streaming stages, checked for what the engine can run on a stream.
+
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::catalog::view::ViewTable;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{self, Query, SetExpr, Statement, visit_expressions_mut};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::{EngineError, Result};
+use crate::sql::checks::window_call;
+use crate::sql::ddl::TableDecl;
+use crate::sql::pipeline::PipelineDef;
+use crate::window::{self, WINDOW_END, WINDOW_START, WindowKind, interval_arg_ms};
+
+/// Connectors the engine knows.
+pub const CONNECTORS: [&str; 2] = ["file", "kafka"];
+
+/// One step of a job, in data-flow order.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// Keep rows where the predicate is true.
+    Filter(Expr),
+    /// Compute the output columns.
+    Project(Vec<Expr>),
+    /// Group rows into event-time windows and aggregate each window when it closes.
+    WindowAggregate {
+        /// Group keys other than the window.
+        keys: Vec<Expr>,
+        /// The window and its event-time column.
+        window: WindowKind,
+        /// Event-time column the window reads.
+        time_column: String,
+        /// Position of the window among the aggregate's output columns.
+        window_position: usize,
+        /// Aggregate expressions.
+        aggregates: Vec<Expr>,
+    },
+    /// A GROUP BY without a window: emits changed groups after every batch.
+    UpdatingAggregate {
+        /// Group keys.
+        keys: Vec<Expr>,
+        /// Aggregate expressions.
+        aggregates: Vec<Expr>,
+    },
+}
+
+/// One `INSERT INTO`: a source, stages, and a sink.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Line of the INSERT in the pipeline file.
+    pub line: u64,
+    /// The source table.
+    pub source: TableDecl,
+    /// Stages from source to sink.
+    pub stages: Vec<Stage>,
+    /// The sink table.
+    pub sink: TableDecl,
+    /// Schema of the rows written to the sink.
+    pub output_schema: SchemaRef,
+    /// The analysed DataFusion plan the stages came from.
+    pub logical_plan: LogicalPlan,
+}
+
+/// A planned pipeline: every job, with the DataFusion context that planned it (and
+/// that turns its expressions into physical ones).
+pub struct Pipeline {
+    /// The declarations.
+    pub def: PipelineDef,
+    /// One job per INSERT.
+    pub jobs: Vec<Job>,
+    /// The planning context (functions, declared tables and views).
+    pub ctx: SessionContext,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("def", &self.def)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A DataFusion context with vigil's functions, reading nothing but what is declared.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(false);
+    let ctx = SessionContext::new_with_config(config);
+    vigil_scores::udf::register(&ctx);
+    window::register(&ctx);
+    ctx
+}
+
+impl Pipeline {
+    /// Parses, checks and plans a pipeline file.
+    pub async fn plan(sql: &str) -> Result<Pipeline> {
+        let def = PipelineDef::parse(sql)?;
+        let ctx = session();
+        for table in &def.tables {
+            check_connector(table)?;
+            if table.schema.fields().is_empty() {
+                continue; // a sink that takes its query's columns
+            }
+            let empty = MemTable::try_new(Arc::clone(&table.schema), vec![vec![]])?;
+            ctx.register_table(table.name.as_str(), Arc::new(empty))?;
+        }
+        for view in &def.views {
+            let plan = plan_query(&ctx, &view.query, view.line).await?;
+            ctx.register_table(view.name.as_str(), Arc::new(ViewTable::new(plan, None)))?;
+        }
+        let mut jobs = Vec::with_capacity(def.inserts.len());
+        for insert in &def.inserts {
+            let plan = plan_query(&ctx, &insert.query, insert.line).await?;
+            let mut stages = Vec::new();
+            let source_name = lower(&plan, &mut stages, insert.line)?;
+            let source = def.table(&source_name).cloned().ok_or_else(|| {
+                EngineError::sql(
+                    insert.line,
+                    format!("{source_name} is not a declared table"),
+                )
+            })?;
+            let sink = def
+                .table(&insert.sink)
+                .cloned()
+                .ok_or_else(|| EngineError::sql(insert.line, format!("no sink {}", insert.sink)))?;
+            check_windows(&stages, &source, insert.line)?;
+            let output_schema = Arc::clone(plan.schema().inner());
+            check_sink(&sink, &output_schema, insert.line)?;
+            jobs.push(Job {
+                line: insert.line,
+                source,
+                stages,
+                sink,
+                output_schema,
+                logical_plan: plan,
+            });
+        }
+        Ok(Pipeline { def, jobs, ctx })
+    }
+
+    /// A readable description of the streaming plan, for `vigil check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "job {} (line {}): INSERT INTO {}",
+                i + 1,
+                job.line,
+                job.sink.name
+            );
+            let source = &job.source;
+            let _ = writeln!(out, "  source {} [{}]", source.name, options_text(source));
+            match &source.event_time {
+                Some(et) => {
+                    let _ = writeln!(
+                        out,
+                        "    event time {}, watermark delay {}",
+                        et.column,
+                        window::ms(et.delay_ms)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "    no event time declared (no windows possible)");
+                }
+            }
+            let _ = writeln!(out, "    schema {}", schema_text(&source.schema));
+            for stage in &job.stages {
+                let _ = writeln!(out, "  {}", stage_text(stage));
+            }
+            let sink = &job.sink;
+            let _ = writeln!(out, "  sink {} [{}]", sink.name, options_text(sink));
+            let _ = writeln!(out, "    schema {}", schema_text(&job.output_schema));
+        }
+        out
+    }
+}
+
+fn options_text(t: &TableDecl) -> String {
+    t.options
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn schema_text(schema: &Schema) -> String {
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}{}",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "" } else { " NOT NULL" }
+            )
+        })
+        .collect();
+    format!("({})", fields.join(", "))
+}
+
+fn exprs_text(exprs: &[Expr]) -> String {
+    exprs
+        .iter()
+        .map(|e| e.human_display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn stage_text(stage: &Stage) -> String {
+    match stage {
+        Stage::Filter(e) => format!("filter {}", e.human_display()),
+        Stage::Project(exprs) => format!("project {}", exprs_text(exprs)),
+        Stage::WindowAggregate {
+            keys,
+            window,
+            time_column,
+            aggregates,
+            ..
+        } => format!(
+            "window aggregate {window} on {time_column}, keys [{}], aggregates [{}], panes of {}",
+            exprs_text(keys),
+            exprs_text(aggregates),
+            window
+                .pane_ms()
+                .map_or_else(|| "one per session".to_owned(), window::ms),
+        ),
+        Stage::UpdatingAggregate { keys, aggregates } => format!(
+            "updating aggregate, keys [{}], aggregates [{}], emits changed groups per batch",
+            exprs_text(keys),
+            exprs_text(aggregates)
+        ),
+    }
+}
+
+fn check_connector(table: &TableDecl) -> Result<()> {
+    let connector = table.required("connector")?;
+    if !CONNECTORS.contains(&connector) {
+        return Err(EngineError::sql(
+            table.line,
+            format!(
+                "table {}: unknown connector '{connector}' (known: {})",
+                table.name,
+                CONNECTORS.join(", ")
+            ),
+        ));
+    }
+    if let Some(format) = table.option("format")
+        && format != "json"
+    {
+        return Err(EngineError::sql(
+            table.line,
+            format!(
+                "table {}: unknown format '{format}' (known: json)",
+                table.name
+            ),
+        ));
+    }
+    match connector {
+        "file" => table.required("path").map(|_| ()),
+        _ => table.required("topic").map(|_| ()),
+    }
+}
+
+/// Rewrites `window_start` / `window_end` in a SELECT grouped by a window into reads
+/// of that window, then plans and analyses the query with DataFusion.
+async fn plan_query(ctx: &SessionContext, query: &Query, line: u64) -> Result<LogicalPlan> {
+    let mut query = query.clone();
+    rewrite_window_bounds(&mut query, line)?;
+    let state = ctx.state();
+    let statement = DfStatement::Statement(Box::new(Statement::Query(Box::new(query))));
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| EngineError::sql(line, e.strip_backtrace()))?;
+    state
+        .analyzer()
+        .execute_and_check(plan, state.config_options(), |_, _| {})
+        .map_err(|e| EngineError::sql(line, e.strip_backtrace()))
+}
+
+fn rewrite_window_bounds(query: &mut Query, line: u64) -> Result<()> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Ok(());
+    };
+    let call = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, _) => {
+            exprs.iter().find(|e| window_call(e).is_some()).cloned()
+        }
+        ast::GroupByExpr::All(_) => None,
+    };
+    let Some(call) = call else {
+        return Ok(());
+    };
+    let bound = |name: &str| -> Result<ast::Expr> {
+        Parser::new(&GenericDialect {})
+            .try_with_sql(&format!("{name}({call})"))
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| EngineError::sql(line, e.to_string()))
+    };
+    let (start, end) = (bound(WINDOW_START)?, bound(WINDOW_END)?);
+    let replace = |e: &mut ast::Expr| {
+        if let ast::Expr::Identifier(id) = e {
+            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case(WINDOW_START) {
+                *e = start.clone();
+            } else if id.quote_style.is_none() && id.value.eq_ignore_ascii_case(WINDOW_END) {
+                *e = end.clone();
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    for item in &mut select.projection {
+        // A bare `window_start` keeps its name in the output.
+        if let ast::SelectItem::UnnamedExpr(ast::Expr::Identifier(id)) = item {
+            let name = id.value.to_ascii_lowercase();
+            if id.quote_style.is_none() && (name == WINDOW_START || name == WINDOW_END) {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: ast::Expr::Identifier(id.clone()),
+                    alias: ast::Ident::new(name),
+                };
+            }
+        }
+        let _ = visit_expressions_mut(item, replace);
+    }
+    if let Some(having) = &mut select.having {
+        let _ = visit_expressions_mut(having, replace);
+    }
+    Ok(())
+}
+
+/// Lowers an analysed plan into stages (appended in data-flow order); returns the
+/// source table's name.
+fn lower(plan: &LogicalPlan, stages: &mut Vec<Stage>, line: u64) -> Result<String> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            if !scan.filters.is_empty() || scan.fetch.is_some() {
+                return Err(EngineError::sql(
+                    line,
+                    "internal: a scan with pushed-down filters",
+                ));
+            }
+            if let Some(projection) = &scan.projection {
+                let schema = scan.source.schema();
+                let exprs = projection
+                    .iter()
+                    .map(|&i| {
+                        Expr::Column(datafusion::common::Column::from_name(
+                            schema.field(i).name(),
+                        ))
+                    })
+                    .collect();
+                stages.push(Stage::Project(exprs));
+            }
+            Ok(scan.table_name.table().to_owned())
+        }
+        LogicalPlan::Projection(p) => {
+            let source = lower(&p.input, stages, line)?;
+            stages.push(Stage::Project(p.expr.clone()));
+            Ok(source)
+        }
+        LogicalPlan::Filter(f) => {
+            let source = lower(&f.input, stages, line)?;
+            stages.push(Stage::Filter(f.predicate.clone()));
+            Ok(source)
+        }
+        LogicalPlan::SubqueryAlias(a) => lower(&a.input, stages, line),
+        LogicalPlan::Aggregate(agg) => {
+            let source = lower(&agg.input, stages, line)?;
+            if stages
+                .iter()
+                .any(|s| !matches!(s, Stage::Filter(_) | Stage::Project(_)))
+            {
+                return Err(EngineError::sql(
+                    line,
+                    "an aggregation over the result of another aggregation is not supported yet: write the first to a sink and read it back",
+                ));
+            }
+            let mut keys = Vec::new();
+            let mut window = None;
+            for (i, key) in agg.group_expr.iter().enumerate() {
+                match window_of(key, line)? {
+                    Some((kind, column)) => window = Some((kind, column, i)),
+                    None => keys.push(key.clone()),
+                }
+            }
+            let aggregates = agg.aggr_expr.clone();
+            stages.push(match window {
+                Some((window, time_column, window_position)) => Stage::WindowAggregate {
+                    keys,
+                    window,
+                    time_column,
+                    window_position,
+                    aggregates,
+                },
+                None => Stage::UpdatingAggregate { keys, aggregates },
+            });
+            Ok(source)
+        }
+        other => Err(EngineError::sql(line, unsupported(other))),
+    }
+}
+
+fn unsupported(plan: &LogicalPlan) -> String {
+    let what = match plan {
+        LogicalPlan::Sort(_) => "ORDER BY",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Join(_) => "JOIN",
+        LogicalPlan::Window(_) => "window functions (OVER)",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::Distinct(_) => "SELECT DISTINCT (use GROUP BY)",
+        LogicalPlan::Values(_) => "VALUES",
+        LogicalPlan::EmptyRelation(_) => "a SELECT without FROM",
+        LogicalPlan::Unnest(_) => "UNNEST",
+        LogicalPlan::RecursiveQuery(_) => "recursive queries",
+        _ => "this construct",
+    };
+    format!("{what} is not supported on a stream")
+}
+
+/// The window and its time column if `key` is a window function call.
+fn window_of(key: &Expr, line: u64) -> Result<Option<(WindowKind, String)>> {
+    let Expr::ScalarFunction(f) = key else {
+        return Ok(None);
+    };
+    let name = f.func.name();
+    if !crate::sql::checks::WINDOW_FUNCTIONS.contains(&name) {
+        return Ok(None);
+    }
+    let column = match f.args.first() {
+        Some(Expr::Column(c)) => c.name.clone(),
+        _ => {
+            return Err(EngineError::sql(
+                line,
+                format!("{name}: the first argument must be the source's event-time column"),
+            ));
+        }
+    };
+    let mut lengths = Vec::new();
+    for arg in &f.args[1..] {
+        let ms = match arg {
+            Expr::Literal(value, _) => interval_arg_ms(value),
+            _ => None,
+        };
+        match ms {
+            Some(ms) if ms > 0 => lengths.push(ms),
+            _ => {
+                return Err(EngineError::sql(
+                    line,
+                    format!(
+                        "{name}: window lengths must be positive INTERVAL literals of days or less, got {arg}"
+                    ),
+                ));
+            }
+        }
+    }
+    let kind = match (name, lengths.as_slice()) {
+        ("tumble", &[size_ms]) => WindowKind::Tumble { size_ms },
+        ("hop", &[slide_ms, size_ms]) => {
+            if slide_ms > size_ms || size_ms % slide_ms != 0 {
+                return Err(EngineError::sql(
+                    line,
+                    format!(
+                        "hop(slide {}, size {}): the size must be a whole multiple of the slide",
+                        window::ms(slide_ms),
+                        window::ms(size_ms)
+                    ),
+                ));
+            }
+            WindowKind::Hop { slide_ms, size_ms }
+        }
+        ("session", &[gap_ms]) => WindowKind::Session { gap_ms },
+        _ => {
+            return Err(EngineError::sql(
+                line,
+                format!("{name}: wrong number of arguments"),
+            ));
+        }
+    };
+    Ok(Some((kind, column)))
+}
+
+fn check_windows(stages: &[Stage], source: &TableDecl, line: u64) -> Result<()> {
+    for stage in stages {
+        if let Stage::WindowAggregate { time_column, .. } = stage {
+            match &source.event_time {
+                Some(et) if et.column == *time_column => {}
+                Some(et) => {
+                    return Err(EngineError::sql(
+                        line,
+                        format!(
+                            "windows must be on the event-time column {} of {}, not {time_column}",
+                            et.column, source.name
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(EngineError::sql(
+                        line,
+                        format!(
+                            "table {} declares no WATERMARK, so its windows could never close: add WATERMARK FOR {time_column} AS {time_column} - INTERVAL '...'",
+                            source.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_sink(sink: &TableDecl, output: &Schema, line: u64) -> Result<()> {
+    let declared = sink.schema.fields();
+    if declared.is_empty() {
+        return Ok(());
+    }
+    if declared.len() != output.fields().len() {
+        return Err(EngineError::sql(
+            line,
+            format!(
+                "INSERT INTO {}: the query yields {} columns, the table declares {}",
+                sink.name,
+                output.fields().len(),
+                declared.len()
+            ),
+        ));
+    }
+    for (want, got) in declared.iter().zip(output.fields()) {
+        if !arrow::compute::can_cast_types(got.data_type(), want.data_type()) {
+            return Err(EngineError::sql(
+                line,
+                format!(
+                    "INSERT INTO {}: column {} is {}, the query gives {} ({})",
+                    sink.name,
+                    want.name(),
+                    want.data_type(),
+                    got.data_type(),
+                    got.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the streaming engine (one test binary, to keep link time low).
+
+mod plan;
