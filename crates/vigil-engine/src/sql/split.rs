@@ -33,8 +33,7 @@ pub struct WatermarkClause {
 
 /// Parses every statement of a pipeline file.
 pub fn parse_file(sql: &str) -> Result<Vec<Parsed>> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
+    let tokens = Tokenizer::new(&DIALECT, sql)
         .tokenize_with_location()
         .map_err(|e| EngineError::sql(e.location.line, e.message))?;
     let tokens: Vec<TokenWithSpan> = tokens
@@ -52,9 +51,7 @@ fn parse_statement(mut tokens: Vec<TokenWithSpan>) -> Result<Parsed> {
     let line = tokens.first().map_or(1, |t| t.span.start.line);
     let watermark = take_watermark(&mut tokens)?;
     let end = tokens.last().map_or(line, |t| t.span.end.line);
-    tokens.push(TokenWithSpan::wrap(Token::EOF));
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut parser = parser_over(tokens);
     let statement = parser
         .parse_statement()
         .map_err(|e| parser_error(e, line))?;
@@ -70,6 +67,15 @@ fn parse_statement(mut tokens: Vec<TokenWithSpan>) -> Result<Parsed> {
         statement,
         watermark,
     })
+}
+
+/// The SQL dialect of pipeline files (DataFusion's default).
+static DIALECT: GenericDialect = GenericDialect {};
+
+/// A parser over `tokens`, ended by EOF.
+fn parser_over(mut tokens: Vec<TokenWithSpan>) -> Parser<'static> {
+    tokens.push(TokenWithSpan::wrap(Token::EOF));
+    Parser::new(&DIALECT).with_tokens_with_locations(tokens)
 }
 
 /// A parser error with the line it names (sqlparser writes "Line: N, Column: M").
@@ -138,10 +144,7 @@ fn take_watermark(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<WatermarkCla
     };
     tokens.drain(from..to);
 
-    let mut clause = clause;
-    clause.push(TokenWithSpan::wrap(Token::EOF));
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect).with_tokens_with_locations(clause);
+    let mut parser = parser_over(clause);
     let column = parser
         .parse_identifier()
         .map_err(|e| parser_error(e, line))?;
