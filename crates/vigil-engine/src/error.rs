@@ -20,6 +20,9 @@ pub enum EngineError {
     /// An Arrow kernel failed.
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// An invariant of the engine did not hold: a bug, reported rather than panicking.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Reading a source or writing a sink failed.
     #[error("{context}: {source}")]
     Io {

@@ -7,7 +7,10 @@
 //! watermarks between them, and runs them over Arrow batches from its connectors.
 
 pub mod error;
+pub mod files;
 pub mod plan;
+pub mod run;
+pub mod runtime;
 pub mod sql;
 pub mod window;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::catalog::view::ViewTable;
+use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -28,9 +29,21 @@ pub const CONNECTORS: [&str; 2] = ["file", "kafka"];
 #[derive(Debug, Clone)]
 pub enum Stage {
     /// Keep rows where the predicate is true.
-    Filter(Expr),
+    Filter {
+        /// The predicate.
+        predicate: Expr,
+        /// Schema of the rows coming in.
+        input: DFSchemaRef,
+    },
     /// Compute the output columns.
-    Project(Vec<Expr>),
+    Project {
+        /// One expression per output column.
+        exprs: Vec<Expr>,
+        /// Schema of the rows coming in.
+        input: DFSchemaRef,
+        /// Schema of the rows going out.
+        output: DFSchemaRef,
+    },
     /// Group rows into event-time windows and aggregate each window when it closes.
     WindowAggregate {
         /// Group keys other than the window.
@@ -43,6 +56,11 @@ pub enum Stage {
         window_position: usize,
         /// Aggregate expressions.
         aggregates: Vec<Expr>,
+        /// Schema of the rows coming in.
+        input: DFSchemaRef,
+        /// Schema of the rows going out: group columns (the window among them), then
+        /// aggregates.
+        output: DFSchemaRef,
     },
     /// A GROUP BY without a window: emits changed groups after every batch.
     UpdatingAggregate {
@@ -50,7 +68,56 @@ pub enum Stage {
         keys: Vec<Expr>,
         /// Aggregate expressions.
         aggregates: Vec<Expr>,
+        /// Schema of the rows coming in.
+        input: DFSchemaRef,
+        /// Schema of the rows going out: group columns, then aggregates.
+        output: DFSchemaRef,
     },
+}
+
+/// Default idle timeout of a source partition (option `idle_timeout`).
+pub const DEFAULT_IDLE_TIMEOUT_MS: i64 = 60_000;
+/// Default state TTL of an updating aggregate's groups (sink option `state_ttl`).
+pub const DEFAULT_STATE_TTL_MS: i64 = 86_400_000;
+
+/// How a job treats event time, from its tables' `WITH` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSettings {
+    /// How long after the watermark passes a window's end the window stays open
+    /// (source option `allowed_lateness`, default 0). Rows older than the watermark
+    /// minus this are late.
+    pub allowed_lateness_ms: i64,
+    /// Processing time after which a silent source partition stops holding the
+    /// watermark back (source option `idle_timeout`, default 1 minute).
+    pub idle_timeout_ms: i64,
+    /// Event time after which an updating aggregate's idle group is dropped (sink
+    /// option `state_ttl`, default 1 day; `None` without an event-time column).
+    pub state_ttl_ms: Option<i64>,
+}
+
+impl TimeSettings {
+    fn of(source: &TableDecl, sink: &TableDecl, line: u64) -> Result<TimeSettings> {
+        let ttl = sink.duration_option("state_ttl")?;
+        if ttl.is_some() && source.event_time.is_none() {
+            return Err(EngineError::sql(
+                line,
+                format!(
+                    "state_ttl on {} needs event time: declare a WATERMARK on {}",
+                    sink.name, source.name
+                ),
+            ));
+        }
+        Ok(TimeSettings {
+            allowed_lateness_ms: source.duration_option("allowed_lateness")?.unwrap_or(0),
+            idle_timeout_ms: source
+                .duration_option("idle_timeout")?
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT_MS),
+            state_ttl_ms: source
+                .event_time
+                .as_ref()
+                .map(|_| ttl.unwrap_or(DEFAULT_STATE_TTL_MS)),
+        })
+    }
 }
 
 /// One `INSERT INTO`: a source, stages, and a sink.
@@ -68,6 +135,8 @@ pub struct Job {
     pub output_schema: SchemaRef,
     /// The analysed DataFusion plan the stages came from.
     pub logical_plan: LogicalPlan,
+    /// Lateness, idleness and state expiry.
+    pub time: TimeSettings,
 }
 
 /// A planned pipeline: every job, with the DataFusion context that planned it (and
@@ -136,6 +205,7 @@ impl Pipeline {
             check_windows(&stages, &source, insert.line)?;
             let output_schema = Arc::clone(plan.schema().inner());
             check_sink(&sink, &output_schema, insert.line)?;
+            let time = TimeSettings::of(&source, &sink, insert.line)?;
             jobs.push(Job {
                 line: insert.line,
                 source,
@@ -143,6 +213,7 @@ impl Pipeline {
                 sink,
                 output_schema,
                 logical_plan: plan,
+                time,
             });
         }
         Ok(Pipeline { def, jobs, ctx })
@@ -220,8 +291,8 @@ fn exprs_text(exprs: &[Expr]) -> String {
 
 fn stage_text(stage: &Stage) -> String {
     match stage {
-        Stage::Filter(e) => format!("filter {}", e.human_display()),
-        Stage::Project(exprs) => format!("project {}", exprs_text(exprs)),
+        Stage::Filter { predicate, .. } => format!("filter {}", predicate.human_display()),
+        Stage::Project { exprs, .. } => format!("project {}", exprs_text(exprs)),
         Stage::WindowAggregate {
             keys,
             window,
@@ -236,7 +307,9 @@ fn stage_text(stage: &Stage) -> String {
                 .pane_ms()
                 .map_or_else(|| "one per session".to_owned(), window::ms),
         ),
-        Stage::UpdatingAggregate { keys, aggregates } => format!(
+        Stage::UpdatingAggregate {
+            keys, aggregates, ..
+        } => format!(
             "updating aggregate, keys [{}], aggregates [{}], emits changed groups per batch",
             exprs_text(keys),
             exprs_text(aggregates)
@@ -360,18 +433,31 @@ fn lower(plan: &LogicalPlan, stages: &mut Vec<Stage>, line: u64) -> Result<Strin
                         ))
                     })
                     .collect();
-                stages.push(Stage::Project(exprs));
+                let input =
+                    DFSchema::try_from_qualified_schema(scan.table_name.clone(), schema.as_ref())?;
+                stages.push(Stage::Project {
+                    exprs,
+                    input: Arc::new(input),
+                    output: Arc::clone(&scan.projected_schema),
+                });
             }
             Ok(scan.table_name.table().to_owned())
         }
         LogicalPlan::Projection(p) => {
             let source = lower(&p.input, stages, line)?;
-            stages.push(Stage::Project(p.expr.clone()));
+            stages.push(Stage::Project {
+                exprs: p.expr.clone(),
+                input: Arc::clone(p.input.schema()),
+                output: Arc::clone(&p.schema),
+            });
             Ok(source)
         }
         LogicalPlan::Filter(f) => {
             let source = lower(&f.input, stages, line)?;
-            stages.push(Stage::Filter(f.predicate.clone()));
+            stages.push(Stage::Filter {
+                predicate: f.predicate.clone(),
+                input: Arc::clone(f.input.schema()),
+            });
             Ok(source)
         }
         LogicalPlan::SubqueryAlias(a) => lower(&a.input, stages, line),
@@ -379,7 +465,7 @@ fn lower(plan: &LogicalPlan, stages: &mut Vec<Stage>, line: u64) -> Result<Strin
             let source = lower(&agg.input, stages, line)?;
             if stages
                 .iter()
-                .any(|s| !matches!(s, Stage::Filter(_) | Stage::Project(_)))
+                .any(|s| !matches!(s, Stage::Filter { .. } | Stage::Project { .. }))
             {
                 return Err(EngineError::sql(
                     line,
@@ -395,6 +481,8 @@ fn lower(plan: &LogicalPlan, stages: &mut Vec<Stage>, line: u64) -> Result<Strin
                 }
             }
             let aggregates = agg.aggr_expr.clone();
+            let input = Arc::clone(agg.input.schema());
+            let output = Arc::clone(&agg.schema);
             stages.push(match window {
                 Some((window, time_column, window_position)) => Stage::WindowAggregate {
                     keys,
@@ -402,8 +490,15 @@ fn lower(plan: &LogicalPlan, stages: &mut Vec<Stage>, line: u64) -> Result<Strin
                     time_column,
                     window_position,
                     aggregates,
+                    input,
+                    output,
                 },
-                None => Stage::UpdatingAggregate { keys, aggregates },
+                None => Stage::UpdatingAggregate {
+                    keys,
+                    aggregates,
+                    input,
+                    output,
+                },
             });
             Ok(source)
         }

@@ -15,6 +15,8 @@
 
 mod decoder;
 mod encoder;
+mod rows;
 
 pub use decoder::{DEFAULT_MAX_MESSAGE_BYTES, VitalsJsonDecoder};
 pub use encoder::write_json_lines;
+pub use rows::{Flushed, RowsJsonDecoder};

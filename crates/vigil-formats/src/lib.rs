@@ -8,4 +8,4 @@ pub mod error;
 pub mod json;
 
 pub use error::{DecodeError, Result};
-pub use json::{VitalsJsonDecoder, write_json_lines};
+pub use json::{Flushed, RowsJsonDecoder, VitalsJsonDecoder, write_json_lines};

@@ -24,6 +24,49 @@ pub enum Command {
     /// watermarks, operators and windows, sinks and output schemas.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Run a pipeline over its file sources: windows close as event time passes and
+    /// at end of input; results go to the sinks, late rows to the late output.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  vigil run pipelines/news2_per_patient.sql
+  vigil run pipelines/ward_summary.sql --path vitals=export.jsonl --path ward_summary=out.jsonl
+  zcat day.jsonl.gz | vigil run pipelines/news2_per_patient.sql --path vitals=-
+
+Tables with connector = 'file' read and write JSON lines; path '-' is standard input
+for a source and standard output for a sink. --path TABLE=PATH replaces a table's
+path, for replays and backfills. Rejected lines are reported on stderr with their
+line number and reason; late rows (older than the watermark) go to the source's
+late_path option, or stderr. A summary of counts goes to stderr at the end.
+
+Exit status: 0 all input used; 65 some lines rejected (the rest were processed);
+78 the pipeline is invalid; 1 failure (unreadable input, unwritable output).";
+
+/// Flags of `vigil run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline SQL file.
+    pub pipeline: PathBuf,
+
+    /// Replace a table's path: TABLE=PATH (repeatable; `-` is stdin/stdout).
+    #[arg(long = "path", value_name = "TABLE=PATH", value_parser = table_path)]
+    pub paths: Vec<(String, String)>,
+
+    /// Lines read per Arrow batch.
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+}
+
+fn table_path(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((table, path)) if !table.is_empty() && !path.is_empty() => {
+            Ok((table.to_owned(), path.to_owned()))
+        }
+        _ => Err(format!("expected TABLE=PATH, got '{text}'")),
+    }
 }
 
 const CHECK_EXAMPLES: &str = "\

@@ -6,6 +6,7 @@
 mod check;
 mod cli;
 mod exit;
+mod run;
 mod score;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         cli::Command::Score(args) => score::run(&args),
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::Run(args) => run::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -102,6 +102,22 @@ impl TableDecl {
         self.options.get(key).map(String::as_str)
     }
 
+    /// A duration-valued option (`'30 s'`, `'5 minutes'`), if given.
+    pub fn duration_option(&self, key: &str) -> Result<Option<i64>> {
+        let Some(text) = self.option(key) else {
+            return Ok(None);
+        };
+        duration_ms(text).map(Some).ok_or_else(|| {
+            EngineError::sql(
+                self.line,
+                format!(
+                    "table {}: option `{key}` = '{text}' is not a duration (e.g. '30 s', '5 minutes')",
+                    self.name
+                ),
+            )
+        })
+    }
+
     /// The value of a required option.
     pub fn required(&self, key: &str) -> Result<&str> {
         self.option(key).ok_or_else(|| {

@@ -1,0 +1,447 @@
+//! DataFusion aggregate functions driven incrementally: arguments evaluated once per
+//! batch, grouped accumulators updated per pane, partial state frozen into Arrow
+//! batches and merged when a window closes.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter, take};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Accumulator, EmitTo, Expr, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr, create_physical_expr};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+
+use crate::error::{EngineError, Result};
+
+/// The aggregate expressions of one GROUP BY, in physical form.
+pub(crate) struct Aggregates {
+    exprs: Vec<Arc<AggregateFunctionExpr>>,
+    /// Per aggregate: its arguments, then its ORDER BY expressions (what the
+    /// accumulator's `update_batch` expects).
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Per aggregate: its `FILTER (WHERE ...)`.
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// Per aggregate: how many state columns it has.
+    state_widths: Vec<usize>,
+}
+
+/// Evaluated aggregate inputs for some rows.
+pub(crate) struct Inputs {
+    values: Vec<Vec<ArrayRef>>,
+    filters: Vec<Option<BooleanArray>>,
+}
+
+impl Inputs {
+    /// The rows where `mask` is true.
+    pub(crate) fn filter(&self, mask: &BooleanArray) -> Result<Inputs> {
+        let values = self
+            .values
+            .iter()
+            .map(|cols| cols.iter().map(|c| filter(c, mask)).collect())
+            .collect::<Result<_, _>>()?;
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|f| filter(f, mask).map(|a| a.as_boolean().clone()))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Inputs { values, filters })
+    }
+
+    /// The rows at `indices`, in that order.
+    pub(crate) fn take(&self, indices: &UInt32Array) -> Result<Inputs> {
+        let values = self
+            .values
+            .iter()
+            .map(|cols| cols.iter().map(|c| take(c, indices, None)).collect())
+            .collect::<Result<_, _>>()?;
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|f| take(f, indices, None).map(|a| a.as_boolean().clone()))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Inputs { values, filters })
+    }
+
+    /// Rows `offset..offset + len` (zero-copy).
+    pub(crate) fn slice(&self, offset: usize, len: usize) -> Inputs {
+        Inputs {
+            values: self
+                .values
+                .iter()
+                .map(|cols| cols.iter().map(|c| c.slice(offset, len)).collect())
+                .collect(),
+            filters: self
+                .filters
+                .iter()
+                .map(|f| f.as_ref().map(|f| f.slice(offset, len)))
+                .collect(),
+        }
+    }
+
+    /// The values of aggregate `i`, with its FILTER applied (for row-wise
+    /// accumulators, which take no filter argument).
+    pub(crate) fn filtered_values(&self, i: usize) -> Result<Vec<ArrayRef>> {
+        match &self.filters[i] {
+            None => Ok(self.values[i].clone()),
+            Some(mask) => Ok(self.values[i]
+                .iter()
+                .map(|c| filter(c, mask))
+                .collect::<Result<_, _>>()?),
+        }
+    }
+}
+
+impl Aggregates {
+    /// Plans `exprs` (a logical Aggregate's aggregate expressions) over `input`.
+    pub(crate) fn new(exprs: &[Expr], input: &DFSchema, props: &ExecutionProps) -> Result<Self> {
+        let physical_input = input.as_arrow();
+        let planning = PhysicalPlanningContext::default();
+        let mut out = Aggregates {
+            exprs: Vec::with_capacity(exprs.len()),
+            args: Vec::with_capacity(exprs.len()),
+            filters: Vec::with_capacity(exprs.len()),
+            state_widths: Vec::with_capacity(exprs.len()),
+        };
+        for expr in exprs {
+            let lowered =
+                LoweredAggregateBuilder::new(expr, input, physical_input, props, &planning)
+                    .build()?;
+            let aggregate = lowered.aggregate;
+            let mut args = aggregate.expressions();
+            args.extend(aggregate.order_bys().iter().map(|s| Arc::clone(&s.expr)));
+            out.state_widths.push(aggregate.state_fields()?.len());
+            out.args.push(args);
+            out.filters.push(lowered.filter);
+            out.exprs.push(aggregate);
+        }
+        Ok(out)
+    }
+
+    /// How many aggregates there are.
+    pub(crate) fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
+    /// Evaluates every aggregate's arguments and filter over `batch`.
+    pub(crate) fn inputs(&self, batch: &RecordBatch) -> Result<Inputs> {
+        let rows = batch.num_rows();
+        let values = self
+            .args
+            .iter()
+            .map(|args| {
+                args.iter()
+                    .map(|a| a.evaluate(batch).and_then(|v| v.into_array(rows)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|f| {
+                        let mask = f.evaluate(batch)?.into_array(rows)?;
+                        Ok::<_, EngineError>(mask.as_boolean().clone())
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Inputs { values, filters })
+    }
+
+    /// Fresh grouped accumulators, one per aggregate (row-wise accumulators behind an
+    /// adapter where the function has no grouped form, e.g. DISTINCT).
+    pub(crate) fn groups_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
+        self.exprs
+            .iter()
+            .map(|agg| {
+                if agg.groups_accumulator_supported() {
+                    Ok(agg.create_groups_accumulator()?)
+                } else {
+                    let agg = Arc::clone(agg);
+                    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+                        agg.create_accumulator()
+                    })) as Box<dyn GroupsAccumulator>)
+                }
+            })
+            .collect()
+    }
+
+    /// Fresh row-wise accumulators, one per aggregate.
+    pub(crate) fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
+        Ok(self
+            .exprs
+            .iter()
+            .map(|agg| agg.create_accumulator())
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Number of state columns of aggregate `i`.
+    pub(crate) fn state_width(&self, i: usize) -> usize {
+        self.state_widths[i]
+    }
+}
+
+/// Physical forms of logical expressions over `input`.
+pub(crate) fn physical_exprs(
+    exprs: &[Expr],
+    input: &DFSchema,
+    props: &ExecutionProps,
+) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+    exprs
+        .iter()
+        .map(|e| physical_expr(e, input, props))
+        .collect()
+}
+
+/// The physical form of a logical expression over `input`.
+pub(crate) fn physical_expr(
+    expr: &Expr,
+    input: &DFSchema,
+    props: &ExecutionProps,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    Ok(create_physical_expr(
+        expr,
+        input,
+        props,
+        &PhysicalPlanningContext::default(),
+    )?)
+}
+
+/// Evaluates `exprs` over `batch`.
+pub(crate) fn evaluate(
+    exprs: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+) -> Result<Vec<ArrayRef>> {
+    let rows = batch.num_rows();
+    Ok(exprs
+        .iter()
+        .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Groups (distinct key values) with one grouped accumulator per aggregate: the
+/// partial aggregate of one pane, or a merge of several.
+pub(crate) struct Groups {
+    keys: Box<dyn GroupValues>,
+    /// Number of key columns (0 for a global aggregate: one implicit group).
+    key_columns: usize,
+    /// Whether the implicit group of a global aggregate has seen rows.
+    touched: bool,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    indices: Vec<usize>,
+}
+
+impl Groups {
+    /// Empty groups over keys of `key_schema`.
+    pub(crate) fn new(key_schema: &SchemaRef, aggregates: &Aggregates) -> Result<Groups> {
+        Ok(Groups {
+            keys: new_group_values(Arc::clone(key_schema), &GroupOrdering::None)?,
+            key_columns: key_schema.fields().len(),
+            touched: false,
+            accumulators: aggregates.groups_accumulators()?,
+            indices: Vec::new(),
+        })
+    }
+
+    /// Number of groups.
+    pub(crate) fn len(&self) -> usize {
+        if self.key_columns == 0 {
+            usize::from(self.touched)
+        } else {
+            self.keys.len()
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.keys.size() + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
+    fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
+        if self.key_columns == 0 {
+            // A global aggregate: every row in the one group, kept implicitly.
+            self.indices.clear();
+            self.indices.resize(rows, 0);
+            self.touched = true;
+            return Ok(());
+        }
+        self.keys.intern(keys, &mut self.indices)?;
+        Ok(())
+    }
+
+    fn total(&self) -> usize {
+        if self.key_columns == 0 {
+            1
+        } else {
+            self.keys.len()
+        }
+    }
+
+    /// Adds rows (their key columns and aggregate inputs).
+    pub(crate) fn update(&mut self, keys: &[ArrayRef], inputs: &Inputs, rows: usize) -> Result<()> {
+        self.intern(keys, rows)?;
+        let total = self.total();
+        for (i, acc) in self.accumulators.iter_mut().enumerate() {
+            acc.update_batch(
+                &inputs.values[i],
+                &self.indices,
+                inputs.filters[i].as_ref(),
+                total,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Merges a frozen state batch (from [`Groups::freeze`]).
+    pub(crate) fn merge(&mut self, state: &StateBatch) -> Result<()> {
+        let columns = state.batch.columns();
+        let (keys, mut states) = columns.split_at(state.key_count);
+        self.intern(keys, state.batch.num_rows())?;
+        let total = self.total();
+        for (acc, &width) in self.accumulators.iter_mut().zip(state.widths.iter()) {
+            let (mine, rest) = states.split_at(width);
+            acc.merge_batch(mine, &self.indices, total)?;
+            states = rest;
+        }
+        Ok(())
+    }
+
+    /// Freezes the groups into a state batch, emptying them.
+    pub(crate) fn freeze(mut self, aggregates: &Aggregates) -> Result<StateBatch> {
+        let mut columns = if self.key_columns == 0 {
+            Vec::new()
+        } else {
+            self.keys.emit(EmitTo::All)?
+        };
+        let key_count = columns.len();
+        let mut widths = Vec::with_capacity(self.accumulators.len());
+        for (i, acc) in self.accumulators.iter_mut().enumerate() {
+            let state = acc.state(EmitTo::All)?;
+            if state.len() != aggregates.state_width(i) {
+                return Err(EngineError::Internal(format!(
+                    "aggregate {i} gave {} state columns, expected {}",
+                    state.len(),
+                    aggregates.state_width(i)
+                )));
+            }
+            widths.push(state.len());
+            columns.extend(state);
+        }
+        StateBatch::new(columns, key_count, widths.into())
+    }
+
+    /// Final values: key columns and one column per aggregate, emptying the groups.
+    pub(crate) fn evaluate(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = if self.key_columns == 0 {
+            Vec::new()
+        } else {
+            self.keys.emit(EmitTo::All)?
+        };
+        let values = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.evaluate(EmitTo::All))
+            .collect::<Result<_, _>>()?;
+        Ok((keys, values))
+    }
+}
+
+/// Partial aggregate state as an Arrow batch: key columns, then each aggregate's
+/// state columns. This is what panes are frozen into, merged from, and what a
+/// checkpoint writes out.
+#[derive(Clone, Debug)]
+pub(crate) struct StateBatch {
+    /// The columns.
+    pub(crate) batch: RecordBatch,
+    /// How many leading columns are keys.
+    pub(crate) key_count: usize,
+    /// State columns per aggregate.
+    pub(crate) widths: Arc<[usize]>,
+}
+
+impl StateBatch {
+    fn new(columns: Vec<ArrayRef>, key_count: usize, widths: Arc<[usize]>) -> Result<StateBatch> {
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let rows = columns.first().map_or(0, |c| c.len());
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        Ok(StateBatch {
+            batch,
+            key_count,
+            widths,
+        })
+    }
+
+    /// Number of groups held.
+    pub(crate) fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// Bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.batch.get_array_memory_size()
+    }
+}
+
+/// Adds `inputs` to row-wise accumulators (one per aggregate).
+pub(crate) fn update_all(accumulators: &mut [Box<dyn Accumulator>], inputs: &Inputs) -> Result<()> {
+    for (i, acc) in accumulators.iter_mut().enumerate() {
+        acc.update_batch(&inputs.filtered_values(i)?)?;
+    }
+    Ok(())
+}
+
+/// Merges row-wise accumulators `from` into `into` (same aggregates, same order).
+pub(crate) fn merge_all(
+    into: &mut [Box<dyn Accumulator>],
+    from: Vec<Box<dyn Accumulator>>,
+) -> Result<()> {
+    for (acc, mut other) in into.iter_mut().zip(from) {
+        let state = other
+            .state()?
+            .iter()
+            .map(|s| s.to_array())
+            .collect::<Result<Vec<_>, _>>()?;
+        acc.merge_batch(&state)?;
+    }
+    Ok(())
+}
+
+/// Final values of several groups' row-wise accumulators: one column per aggregate,
+/// one row per group, in the order given. `groups` must not be empty.
+pub(crate) fn values_of<'a>(
+    groups: impl Iterator<Item = &'a mut Vec<Box<dyn Accumulator>>>,
+    aggregates: usize,
+) -> Result<Vec<ArrayRef>> {
+    let mut columns: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); aggregates];
+    for accs in groups {
+        for (column, acc) in columns.iter_mut().zip(accs.iter_mut()) {
+            column.push(acc.evaluate()?);
+        }
+    }
+    Ok(columns
+        .into_iter()
+        .map(datafusion::common::ScalarValue::iter_to_array)
+        .collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,325 @@
+//! Tumbling and hopping windows over panes.
+//!
+//! Time is cut into panes of the window's slide (for a tumbling window, its size).
+//! Rows update the grouped accumulators of their pane; when the watermark passes a
+//! pane's end the pane is frozen into a [`StateBatch`] of partial state, and the
+//! window ending there is the merge of its `size / slide` most recent panes.
+//!
+//! Merging every pane of every window would make a 1-hour window sliding each minute
+//! cost 60 merges per window. Instead the frozen panes sit in a two-stack queue
+//! (the "two stacks" sliding-window aggregation): new panes are pushed on the back
+//! and folded into one running aggregate; the front holds suffix aggregates, rebuilt
+//! from the back only when the front runs empty. Each window is then one merge of two
+//! batches, and each pane is merged about three times in its life, whatever the
+//! window size.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::compute::kernels::cmp::eq;
+use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::StatefulOperator;
+use super::aggregates::{Aggregates, Groups, StateBatch, evaluate};
+use super::output::{WindowColumn, assemble};
+use crate::error::{EngineError, Result};
+
+/// Tumbling (one pane per window) or hopping windows, grouped by keys.
+pub(crate) struct PaneWindows {
+    slide: i64,
+    panes_per_window: i64,
+    time_index: usize,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_schema: SchemaRef,
+    aggregates: Aggregates,
+    window_position: usize,
+    output: SchemaRef,
+    /// Panes still receiving rows, by pane number (`floor(t / slide)`).
+    live: BTreeMap<i64, Groups>,
+    /// Frozen panes of the windows not yet closed (hop only).
+    queue: TwoStacks,
+    /// The next pane to close: every window ending at or before its start is done.
+    next_pane: Option<i64>,
+}
+
+impl PaneWindows {
+    /// Windows of `size_ms` every `slide_ms` (equal for tumbling windows).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        slide_ms: i64,
+        size_ms: i64,
+        time_index: usize,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: SchemaRef,
+        aggregates: Aggregates,
+        window_position: usize,
+        output: SchemaRef,
+    ) -> PaneWindows {
+        PaneWindows {
+            slide: slide_ms,
+            panes_per_window: size_ms / slide_ms,
+            time_index,
+            keys,
+            key_schema,
+            aggregates,
+            window_position,
+            output,
+            live: BTreeMap::new(),
+            queue: TwoStacks::default(),
+            next_pane: None,
+        }
+    }
+
+    fn pane_groups(&mut self, pane: i64) -> Result<&mut Groups> {
+        if !self.live.contains_key(&pane) {
+            let groups = Groups::new(&self.key_schema, &self.aggregates)?;
+            self.live.insert(pane, groups);
+        }
+        self.live
+            .get_mut(&pane)
+            .ok_or_else(|| EngineError::Internal("pane vanished".to_owned()))
+    }
+
+    /// Emits the window whose last pane is `pane`, from `groups`' final values.
+    fn emit(
+        &self,
+        pane: i64,
+        keys: Vec<ArrayRef>,
+        values: Vec<ArrayRef>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let end = (pane + 1) * self.slide;
+        let start = end - self.slide * self.panes_per_window;
+        let rows = keys
+            .first()
+            .or_else(|| values.first())
+            .map_or(0, |c| c.len());
+        let window = WindowColumn::constant(self.window_position, rows, start, end);
+        let batch = assemble(&self.output, keys, Some(window), values, true)?;
+        if batch.num_rows() > 0 {
+            out.push(batch);
+        }
+        Ok(())
+    }
+}
+
+impl StatefulOperator for PaneWindows {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        _batch_time: Option<i64>,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let times = batch
+            .column(self.time_index)
+            .as_primitive::<TimestampMillisecondType>();
+        let slide = self.slide;
+        let panes = arrow::compute::unary::<_, _, Int64Type>(times, |t| t.div_euclid(slide));
+        let keys = evaluate(&self.keys, batch)?;
+        let inputs = self.aggregates.inputs(batch)?;
+        let (Some(first), Some(last)) = (arrow::compute::min(&panes), arrow::compute::max(&panes))
+        else {
+            return Err(EngineError::Internal(
+                "NULL event time in a window".to_owned(),
+            ));
+        };
+        if first == last {
+            let rows = batch.num_rows();
+            return self.pane_groups(first)?.update(&keys, &inputs, rows);
+        }
+        let mut distinct: Vec<i64> = panes.values().to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for pane in distinct {
+            let mask = eq(&panes, &arrow::array::Int64Array::new_scalar(pane))?;
+            let rows = mask.true_count();
+            let pane_keys = keys
+                .iter()
+                .map(|k| arrow::compute::filter(k, &mask))
+                .collect::<Result<Vec<_>, _>>()?;
+            let pane_inputs = inputs.filter(&mask)?;
+            self.pane_groups(pane)?
+                .update(&pane_keys, &pane_inputs, rows)?;
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        // Pane p is complete once the watermark reaches its end, (p + 1) * slide.
+        let complete_below = watermark.div_euclid(self.slide);
+        let Some(mut pane) = self
+            .next_pane
+            .or_else(|| self.live.first_key_value().map(|(&p, _)| p))
+        else {
+            return Ok(());
+        };
+        while pane < complete_below {
+            if self.queue.is_empty() {
+                // Nothing open: skip to the next pane with rows.
+                match self.live.first_key_value() {
+                    Some((&p, _)) if p < complete_below => pane = pane.max(p),
+                    _ => {
+                        pane = complete_below;
+                        break;
+                    }
+                }
+            }
+            let groups = self.live.remove(&pane);
+            if self.panes_per_window == 1 {
+                if let Some(groups) = groups {
+                    let (keys, values) = groups.evaluate()?;
+                    self.emit(pane, keys, values, out)?;
+                }
+            } else {
+                if let Some(groups) = groups {
+                    let state = groups.freeze(&self.aggregates)?;
+                    self.queue
+                        .push(pane, state, &self.key_schema, &self.aggregates)?;
+                }
+                self.queue.evict_before(
+                    pane - self.panes_per_window + 1,
+                    &self.key_schema,
+                    &self.aggregates,
+                )?;
+                if let Some(groups) = self.queue.query(&self.key_schema, &self.aggregates)? {
+                    let (keys, values) = groups.evaluate()?;
+                    self.emit(pane, keys, values, out)?;
+                }
+            }
+            pane += 1;
+        }
+        self.next_pane = Some(pane);
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.live.values().map(Groups::size).sum::<usize>() + self.queue.size()
+    }
+
+    fn state_groups(&self) -> usize {
+        self.live.values().map(Groups::len).sum::<usize>() + self.queue.groups()
+    }
+}
+
+/// A FIFO of frozen panes that answers "the merge of everything in it" with one
+/// merge, amortised: the back is folded into a running aggregate as panes arrive,
+/// the front holds suffix aggregates (each entry: the merge of its pane and every
+/// later front pane), rebuilt from the back when the front runs out.
+#[derive(Default)]
+struct TwoStacks {
+    /// Suffix aggregates, the oldest pane last (the top of the stack).
+    front: Vec<(i64, StateBatch)>,
+    /// Frozen panes in arrival (time) order.
+    back: Vec<(i64, StateBatch)>,
+    /// The merge of every pane in `back`.
+    back_total: Option<StateBatch>,
+}
+
+fn merged(
+    batches: &[&StateBatch],
+    key_schema: &SchemaRef,
+    aggregates: &Aggregates,
+) -> Result<Groups> {
+    let mut groups = Groups::new(key_schema, aggregates)?;
+    for batch in batches {
+        groups.merge(batch)?;
+    }
+    Ok(groups)
+}
+
+impl TwoStacks {
+    fn is_empty(&self) -> bool {
+        self.front.is_empty() && self.back.is_empty()
+    }
+
+    fn size(&self) -> usize {
+        self.front.iter().map(|(_, b)| b.size()).sum::<usize>()
+            + self.back.iter().map(|(_, b)| b.size()).sum::<usize>()
+            + self.back_total.as_ref().map_or(0, StateBatch::size)
+    }
+
+    fn groups(&self) -> usize {
+        // Distinct groups are not tracked; the largest aggregate is a lower bound
+        // and, for keys present in every pane, exact.
+        self.front
+            .last()
+            .map_or(0, |(_, b)| b.rows())
+            .max(self.back_total.as_ref().map_or(0, StateBatch::rows))
+    }
+
+    fn push(
+        &mut self,
+        pane: i64,
+        state: StateBatch,
+        key_schema: &SchemaRef,
+        aggregates: &Aggregates,
+    ) -> Result<()> {
+        self.back_total = Some(match self.back_total.take() {
+            None => state.clone(),
+            Some(total) => merged(&[&total, &state], key_schema, aggregates)?.freeze(aggregates)?,
+        });
+        self.back.push((pane, state));
+        Ok(())
+    }
+
+    /// Drops panes older than `first_pane`.
+    fn evict_before(
+        &mut self,
+        first_pane: i64,
+        key_schema: &SchemaRef,
+        aggregates: &Aggregates,
+    ) -> Result<()> {
+        loop {
+            if self.front.is_empty() {
+                match self.back.first() {
+                    Some((p, _)) if *p < first_pane => self.flip(key_schema, aggregates)?,
+                    _ => return Ok(()),
+                }
+            }
+            match self.front.last() {
+                Some((p, _)) if *p < first_pane => {
+                    self.front.pop();
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Moves the back into the front as suffix aggregates.
+    fn flip(&mut self, key_schema: &SchemaRef, aggregates: &Aggregates) -> Result<()> {
+        let mut suffix: Option<StateBatch> = None;
+        let back = std::mem::take(&mut self.back);
+        self.back_total = None;
+        for (pane, state) in back.into_iter().rev() {
+            let total = match suffix {
+                None => state,
+                Some(later) => {
+                    merged(&[&later, &state], key_schema, aggregates)?.freeze(aggregates)?
+                }
+            };
+            self.front.push((pane, total.clone()));
+            suffix = Some(total);
+        }
+        Ok(())
+    }
+
+    /// The merge of every pane held, or `None` if there are none.
+    fn query(&self, key_schema: &SchemaRef, aggregates: &Aggregates) -> Result<Option<Groups>> {
+        let parts: Vec<&StateBatch> = self
+            .front
+            .last()
+            .map(|(_, b)| b)
+            .into_iter()
+            .chain(self.back_total.as_ref())
+            .collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        merged(&parts, key_schema, aggregates).map(Some)
+    }
+}

@@ -1,0 +1,242 @@
+//! Session windows: per key, rows closer than the gap share a window, and a row that
+//! bridges two sessions merges them (their partial states merged, no rows kept).
+//!
+//! A session is `[first row, last row + gap)` and closes when the watermark reaches
+//! its end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::row::{RowConverter, SortField};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::StatefulOperator;
+use super::aggregates::{Aggregates, evaluate, merge_all, update_all, values_of};
+use super::output::{WindowColumn, assemble};
+use crate::error::{EngineError, Result};
+
+struct Session {
+    start: i64,
+    last: i64,
+    accumulators: Vec<Box<dyn Accumulator>>,
+}
+
+/// Session windows grouped by keys.
+pub(crate) struct Sessions {
+    gap: i64,
+    time_index: usize,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    converter: RowConverter,
+    aggregates: Aggregates,
+    window_position: usize,
+    output: SchemaRef,
+    /// Open sessions per key (row-format key bytes), sorted by start, disjoint.
+    open: HashMap<Box<[u8]>, Vec<Session>>,
+    /// No session ends before this (a lower bound), so most watermarks need no scan.
+    earliest_end: i64,
+}
+
+impl Sessions {
+    /// Sessions closed by `gap_ms` of inactivity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        gap_ms: i64,
+        time_index: usize,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: &SchemaRef,
+        aggregates: Aggregates,
+        window_position: usize,
+        output: SchemaRef,
+    ) -> Result<Sessions> {
+        let converter = RowConverter::new(
+            key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Sessions {
+            gap: gap_ms,
+            time_index,
+            keys,
+            converter,
+            aggregates,
+            window_position,
+            output,
+            open: HashMap::new(),
+            earliest_end: i64::MAX,
+        })
+    }
+
+    /// Key bytes of every row (empty for a global session).
+    fn key_bytes(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+        if self.keys.is_empty() {
+            return Ok(vec![Box::from([] as [u8; 0]); batch.num_rows()]);
+        }
+        let keys = evaluate(&self.keys, batch)?;
+        let rows = self.converter.convert_columns(&keys)?;
+        Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+    }
+
+    /// Adds one run of rows `[first, last]` (already sorted, closer than the gap to
+    /// each other) to `key`'s sessions, merging every session it touches.
+    fn add_run(
+        &mut self,
+        key: &[u8],
+        first: i64,
+        last: i64,
+        inputs: &super::aggregates::Inputs,
+    ) -> Result<()> {
+        let gap = self.gap;
+        let sessions = self.open.entry(Box::from(key)).or_default();
+        // Sessions overlapping [first, last + gap) are contiguous in start order.
+        let touching: Vec<usize> = sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.start < last + gap && first < s.last + gap)
+            .map(|(i, _)| i)
+            .collect();
+        let mut merged = match touching.first() {
+            None => Session {
+                start: first,
+                last,
+                accumulators: self.aggregates.accumulators()?,
+            },
+            Some(&at) => {
+                let mut base = sessions.remove(at);
+                for _ in 1..touching.len() {
+                    let other = sessions.remove(at);
+                    base.start = base.start.min(other.start);
+                    base.last = base.last.max(other.last);
+                    merge_all(&mut base.accumulators, other.accumulators)?;
+                }
+                base.start = base.start.min(first);
+                base.last = base.last.max(last);
+                base
+            }
+        };
+        update_all(&mut merged.accumulators, inputs)?;
+        self.earliest_end = self.earliest_end.min(merged.last + gap);
+        let at = sessions.partition_point(|s| s.start < merged.start);
+        sessions.insert(at, merged);
+        Ok(())
+    }
+}
+
+impl StatefulOperator for Sessions {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        _batch_time: Option<i64>,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let times = batch
+            .column(self.time_index)
+            .as_primitive::<TimestampMillisecondType>();
+        if times.null_count() > 0 {
+            return Err(EngineError::Internal(
+                "NULL event time in a session".to_owned(),
+            ));
+        }
+        let times = times.values();
+        let keys = self.key_bytes(batch)?;
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            keys[a].cmp(&keys[b]).then(times[a].cmp(&times[b]))
+        });
+        let inputs = self
+            .aggregates
+            .inputs(batch)?
+            .take(&UInt32Array::from(order.clone()))?;
+        let mut run_start = 0;
+        while run_start < n {
+            let key = &keys[order[run_start] as usize];
+            let first = times[order[run_start] as usize];
+            let mut last = first;
+            let mut end = run_start + 1;
+            while end < n {
+                let row = order[end] as usize;
+                if keys[row] != *key || times[row] >= last + self.gap {
+                    break;
+                }
+                last = times[row];
+                end += 1;
+            }
+            let key = key.clone();
+            self.add_run(&key, first, last, &inputs.slice(run_start, end - run_start))?;
+            run_start = end;
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if watermark < self.earliest_end {
+            return Ok(());
+        }
+        let gap = self.gap;
+        let mut closed: Vec<(i64, Box<[u8]>, Session)> = Vec::new();
+        let mut earliest = i64::MAX;
+        self.open.retain(|key, sessions| {
+            let mut i = 0;
+            while i < sessions.len() {
+                if sessions[i].last + gap <= watermark {
+                    let s = sessions.remove(i);
+                    closed.push((s.last + gap, key.clone(), s));
+                } else {
+                    earliest = earliest.min(sessions[i].last + gap);
+                    i += 1;
+                }
+            }
+            !sessions.is_empty()
+        });
+        self.earliest_end = earliest;
+        if closed.is_empty() {
+            return Ok(());
+        }
+        // By end, then key: the same input gives the same output, however batched.
+        closed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let keys: Vec<ArrayRef> = if self.keys.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.converter.parser();
+            let rows = closed.iter().map(|(_, k, _)| parser.parse(k));
+            self.converter.convert_rows(rows)?
+        };
+        let window = WindowColumn {
+            position: self.window_position,
+            starts: closed.iter().map(|(_, _, s)| s.start).collect(),
+            ends: closed.iter().map(|(end, _, _)| *end).collect(),
+        };
+        let values = values_of(
+            closed.iter_mut().map(|(_, _, s)| &mut s.accumulators),
+            self.aggregates.len(),
+        )?;
+        out.push(assemble(&self.output, keys, Some(window), values, false)?);
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.open
+            .iter()
+            .map(|(k, sessions)| {
+                k.len()
+                    + sessions
+                        .iter()
+                        .map(|s| s.accumulators.iter().map(|a| a.size()).sum::<usize>() + 16)
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    fn state_groups(&self) -> usize {
+        self.open.values().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,209 @@
+//! Updating aggregates: a GROUP BY without a window. After every batch the groups it
+//! changed are emitted with their new values (emit on change), so an alert need not
+//! wait for a window to close. Groups idle for the state TTL (in event time, against
+//! the watermark) are dropped, so state does not grow with every key ever seen.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::StatefulOperator;
+use super::aggregates::{Aggregates, evaluate, update_all, values_of};
+use super::output::assemble;
+use crate::error::Result;
+
+struct Group {
+    key: Box<[u8]>,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    /// Latest event time of a batch that updated the group, for expiry.
+    last_seen: i64,
+}
+
+/// A non-windowed GROUP BY that emits changed groups.
+pub(crate) struct Updating {
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    converter: RowConverter,
+    aggregates: Aggregates,
+    output: SchemaRef,
+    ttl_ms: Option<i64>,
+    index: HashMap<Box<[u8]>, usize>,
+    groups: Vec<Option<Group>>,
+    free: Vec<usize>,
+    /// No group expires before this watermark (a lower bound).
+    next_expiry: i64,
+}
+
+impl Updating {
+    /// An updating aggregate; with `ttl_ms`, groups not updated for that long (in
+    /// event time) expire.
+    pub(crate) fn new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: &SchemaRef,
+        aggregates: Aggregates,
+        output: SchemaRef,
+        ttl_ms: Option<i64>,
+    ) -> Result<Updating> {
+        let converter = RowConverter::new(
+            key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Updating {
+            keys,
+            converter,
+            aggregates,
+            output,
+            ttl_ms,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            free: Vec::new(),
+            next_expiry: i64::MAX,
+        })
+    }
+
+    fn group_of(&mut self, key: &[u8]) -> Result<usize> {
+        if let Some(&g) = self.index.get(key) {
+            return Ok(g);
+        }
+        let group = Group {
+            key: Box::from(key),
+            accumulators: self.aggregates.accumulators()?,
+            last_seen: i64::MIN,
+        };
+        let g = match self.free.pop() {
+            Some(g) => {
+                self.groups[g] = Some(group);
+                g
+            }
+            None => {
+                self.groups.push(Some(group));
+                self.groups.len() - 1
+            }
+        };
+        self.index.insert(Box::from(key), g);
+        Ok(g)
+    }
+}
+
+impl StatefulOperator for Updating {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        batch_time: Option<i64>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(n);
+        if self.keys.is_empty() {
+            let g = self.group_of(&[])?;
+            ids.resize(n, g);
+        } else {
+            let keys = evaluate(&self.keys, batch)?;
+            let rows = self.converter.convert_columns(&keys)?;
+            for row in rows.iter() {
+                ids.push(self.group_of(row.as_ref())?);
+            }
+        }
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|&i| ids[i as usize]);
+        let inputs = self
+            .aggregates
+            .inputs(batch)?
+            .take(&UInt32Array::from(order.clone()))?;
+        let mut changed = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let g = ids[order[start] as usize];
+            let mut end = start + 1;
+            while end < n && ids[order[end] as usize] == g {
+                end += 1;
+            }
+            if let Some(Some(group)) = self.groups.get_mut(g) {
+                update_all(&mut group.accumulators, &inputs.slice(start, end - start))?;
+                if let Some(latest) = batch_time {
+                    group.last_seen = group.last_seen.max(latest);
+                    if let Some(ttl) = self.ttl_ms {
+                        self.next_expiry =
+                            self.next_expiry.min(group.last_seen.saturating_add(ttl));
+                    }
+                }
+            }
+            changed.push(g);
+            start = end;
+        }
+        // Emit in key order, so the output does not depend on arrival order within
+        // the batch. The changed groups are taken out of their slots for the
+        // evaluation and put back.
+        let mut emitted: Vec<(usize, Group)> = changed
+            .into_iter()
+            .filter_map(|g| {
+                self.groups
+                    .get_mut(g)
+                    .and_then(Option::take)
+                    .map(|x| (g, x))
+            })
+            .collect();
+        emitted.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        let keys: Vec<ArrayRef> = if self.keys.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.converter.parser();
+            self.converter
+                .convert_rows(emitted.iter().map(|(_, g)| parser.parse(&g.key)))?
+        };
+        let values = values_of(
+            emitted.iter_mut().map(|(_, g)| &mut g.accumulators),
+            self.aggregates.len(),
+        );
+        for (g, group) in emitted {
+            self.groups[g] = Some(group);
+        }
+        out.push(assemble(&self.output, keys, None, values?, false)?);
+        Ok(())
+    }
+
+    fn advance(&mut self, watermark: i64, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        let Some(ttl) = self.ttl_ms else {
+            return Ok(());
+        };
+        if watermark < self.next_expiry {
+            return Ok(());
+        }
+        let mut next = i64::MAX;
+        for (g, slot) in self.groups.iter_mut().enumerate() {
+            let Some(group) = slot else { continue };
+            let expiry = group.last_seen.saturating_add(ttl);
+            if expiry <= watermark {
+                self.index.remove(&group.key);
+                *slot = None;
+                self.free.push(g);
+            } else {
+                next = next.min(expiry);
+            }
+        }
+        self.next_expiry = next;
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .flatten()
+            .map(|g| 2 * g.key.len() + 24 + g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .sum()
+    }
+
+    fn state_groups(&self) -> usize {
+        self.index.len()
+    }
+}

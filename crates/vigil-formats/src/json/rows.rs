@@ -1,0 +1,283 @@
+//! Decoding JSON objects into any declared schema (a pipeline's source table), one
+//! message at a time, so that a bad message is rejected alone.
+//!
+//! arrow-json's `Decoder` is fast but batch-minded: after a syntax error it stays
+//! failed, a truncated object silently joins onto the next message, and a value of
+//! the wrong type only fails at `flush`, failing the whole batch. This wrapper checks
+//! each message as it is fed (syntax, truncation, exactly one object) and, when a
+//! flush fails, decodes the batch's messages one by one to find the bad ones.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_json::reader::{Decoder, ReaderBuilder};
+
+use crate::error::{DecodeError, Result};
+
+/// A decoded batch and the messages rejected while flushing it.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// Rows of every accepted message, in feeding order (`None` if there were none).
+    pub batch: Option<RecordBatch>,
+    /// `(index, reason)` of messages rejected at flush, where `index` counts the
+    /// messages accepted by [`RowsJsonDecoder::decode`] since the previous flush.
+    pub rejected: Vec<(usize, DecodeError)>,
+}
+
+/// Push-style decoder of JSON objects into a declared schema.
+///
+/// Feed messages with [`decode`](Self::decode) (an `Err` rejects that message only),
+/// then [`flush`](Self::flush) a batch. Missing or `null` fields are NULL; a NULL in a
+/// NOT NULL column, a value of the wrong type, or an unparsable timestamp rejects its
+/// message at flush. Unknown fields are ignored.
+pub struct RowsJsonDecoder {
+    schema: SchemaRef,
+    max_message_bytes: usize,
+    decoder: Decoder,
+    /// Rows the inner decoder takes before it must be flushed; doubled on demand.
+    capacity: usize,
+    /// The messages fed since the last flush, back to back, to replay after a failure.
+    pending: Vec<u8>,
+    /// End offset in `pending` of each fed message.
+    ends: Vec<usize>,
+}
+
+impl std::fmt::Debug for RowsJsonDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowsJsonDecoder")
+            .field("schema", &self.schema)
+            .field("pending_messages", &self.ends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_decoder(schema: &SchemaRef, capacity: usize) -> Result<Decoder> {
+    Ok(ReaderBuilder::new(SchemaRef::clone(schema))
+        .with_batch_size(capacity)
+        .build_decoder()?)
+}
+
+impl RowsJsonDecoder {
+    /// A decoder into `schema` rejecting messages larger than `max_message_bytes`,
+    /// sized for batches of about `batch_size` messages (more are taken if fed).
+    pub fn new(
+        schema: SchemaRef,
+        max_message_bytes: usize,
+        batch_size: usize,
+    ) -> Result<RowsJsonDecoder> {
+        let capacity = batch_size.max(1);
+        let decoder = new_decoder(&schema, capacity)?;
+        Ok(RowsJsonDecoder {
+            schema,
+            max_message_bytes,
+            decoder,
+            capacity,
+            pending: Vec::new(),
+            ends: Vec::new(),
+        })
+    }
+
+    /// The schema rows are decoded into.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Messages accepted since the last flush.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no message is waiting for a flush.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Feeds one message, which must hold exactly one JSON object.
+    pub fn decode(&mut self, message: &[u8]) -> Result<()> {
+        if message.len() > self.max_message_bytes {
+            return Err(DecodeError::Oversized {
+                size: message.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        let text = message.trim_ascii();
+        if text.first() != Some(&b'{') {
+            return Err(DecodeError::Json(if text.is_empty() {
+                "empty message".to_owned()
+            } else {
+                "not a JSON object".to_owned()
+            }));
+        }
+        if self.ends.len() >= self.capacity {
+            self.capacity *= 2;
+            self.replay()?;
+        }
+        let before = self.decoder.len();
+        let outcome = match self.decoder.decode(text) {
+            Err(e) => Err(DecodeError::Json(e.to_string())),
+            Ok(_) if self.decoder.has_partial_record() => {
+                Err(DecodeError::Json("truncated JSON object".to_owned()))
+            }
+            // The decoder stops early when full, and it has room for one more row:
+            // anything left over is a second value.
+            Ok(read) if read != text.len() || self.decoder.len() != before + 1 => Err(
+                DecodeError::Json("more than one JSON value in the message".to_owned()),
+            ),
+            Ok(_) => Ok(()),
+        };
+        match outcome {
+            Ok(()) => {
+                self.pending.extend_from_slice(text);
+                self.ends.push(self.pending.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.replay()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rebuilds the inner decoder from the accepted messages, after a failure left
+    /// it in an unknown state.
+    fn replay(&mut self) -> Result<()> {
+        self.decoder = new_decoder(&self.schema, self.capacity)?;
+        let mut start = 0;
+        for &end in &self.ends {
+            self.decoder.decode(&self.pending[start..end])?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Decodes every accepted message into a batch; messages that cannot be (a wrong
+    /// type, a NULL in a NOT NULL column) are returned as rejected, not in the batch.
+    pub fn flush(&mut self) -> Result<Flushed> {
+        let flushed = match self.decoder.flush() {
+            Ok(batch) => Flushed {
+                batch,
+                rejected: Vec::new(),
+            },
+            Err(_) => self.one_by_one()?,
+        };
+        self.pending.clear();
+        self.ends.clear();
+        self.decoder = new_decoder(&self.schema, self.capacity)?;
+        Ok(flushed)
+    }
+
+    fn one_by_one(&self) -> Result<Flushed> {
+        let mut batches = Vec::with_capacity(self.ends.len());
+        let mut rejected = Vec::new();
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            let mut single = new_decoder(&self.schema, 1)?;
+            let row = single
+                .decode(&self.pending[start..end])
+                .and_then(|_| single.flush());
+            match row {
+                Ok(Some(batch)) => batches.push(batch),
+                Ok(None) => rejected.push((i, DecodeError::Json("no row".to_owned()))),
+                Err(e) => rejected.push((i, DecodeError::Json(e.to_string()))),
+            }
+            start = end;
+        }
+        let batch = if batches.is_empty() {
+            None
+        } else {
+            Some(arrow::compute::concat_batches(&self.schema, &batches)?)
+        };
+        Ok(Flushed { batch, rejected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Float64Array};
+    use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("x", DataType::Float64, true),
+        ]))
+    }
+
+    fn decoder() -> RowsJsonDecoder {
+        RowsJsonDecoder::new(schema(), 1024, 2).expect("decoder")
+    }
+
+    #[test]
+    fn good_messages_decode_into_the_declared_schema() {
+        let mut d = decoder();
+        d.decode(br#"{"id":"a","at":"2026-11-24T08:00:00Z","x":1.5}"#)
+            .expect("ok");
+        d.decode(br#"{"id":"b","at":1764000000000,"extra":[1,2]}"#)
+            .expect("ok");
+        let f = d.flush().expect("flush");
+        assert!(f.rejected.is_empty());
+        let batch = f.batch.expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+        let x = batch.column(2).as_primitive::<Float64Type>();
+        assert_eq!(x, &Float64Array::from(vec![Some(1.5), None]));
+    }
+
+    #[test]
+    fn a_truncated_message_does_not_join_the_next() {
+        let mut d = decoder();
+        assert!(d.decode(br#"{"id":"a","at":1,"x":"#).is_err());
+        d.decode(br#"{"id":"b","at":2,"x":2}"#).expect("ok");
+        let batch = d.flush().expect("flush").batch.expect("rows");
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(0).as_string::<i32>().value(0), "b");
+    }
+
+    #[test]
+    fn syntax_errors_leave_the_decoder_usable() {
+        let mut d = decoder();
+        d.decode(br#"{"id":"a","at":1}"#).expect("ok");
+        assert!(d.decode(br#"{"id": nope}"#).is_err());
+        assert!(d.decode(b"").is_err());
+        assert!(d.decode(b"[1,2]").is_err());
+        assert!(d.decode(br#"{"id":"c","at":3}{"id":"d","at":4}"#).is_err());
+        d.decode(br#"{"id":"b","at":2}"#).expect("ok");
+        let batch = d.flush().expect("flush").batch.expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn type_errors_reject_only_their_message_at_flush() {
+        let mut d = decoder();
+        d.decode(br#"{"id":"a","at":1,"x":1}"#).expect("ok");
+        d.decode(br#"{"id":"b","at":2,"x":{"no":1}}"#).expect("fed");
+        d.decode(br#"{"at":3,"x":3}"#).expect("fed"); // id is NOT NULL
+        d.decode(br#"{"id":"d","at":"yesterday"}"#).expect("fed");
+        d.decode(br#"{"id":"e","at":5,"x":5}"#).expect("ok");
+        let f = d.flush().expect("flush");
+        let rejected: Vec<usize> = f.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(rejected, [1, 2, 3]);
+        let batch = f.batch.expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+        // And the next batch starts clean.
+        d.decode(br#"{"id":"f","at":6}"#).expect("ok");
+        assert_eq!(d.flush().expect("flush").batch.expect("rows").num_rows(), 1);
+    }
+
+    #[test]
+    fn oversized_messages_are_rejected() {
+        let mut d = RowsJsonDecoder::new(schema(), 16, 2).expect("decoder");
+        let err = d
+            .decode(br#"{"id":"a","at":1,"x":1.0}"#)
+            .expect_err("too big");
+        assert_eq!(err.reason_label(), "oversized");
+        assert!(d.flush().expect("flush").batch.is_none());
+    }
+}
