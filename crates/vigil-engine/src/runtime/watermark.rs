@@ -157,7 +157,8 @@ mod tests {
         w.assign(3, 0);
         w.observe(0, Some(50), 0);
         assert_eq!(w.watermark(50), None);
-        assert_eq!(w.watermark(100), Some(50));
+        w.observe(0, Some(60), 90);
+        assert_eq!(w.watermark(100), Some(60), "partition 3 idle, 0 active");
     }
 
     #[test]
