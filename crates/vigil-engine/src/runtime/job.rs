@@ -251,10 +251,9 @@ impl JobRunner {
         let cutoff = self.watermark.map(|w| w.saturating_sub(self.lateness_ms));
         let late: BooleanArray = match cutoff {
             Some(cutoff) => {
-                let behind = lt(
-                    &times,
-                    &arrow::array::TimestampMillisecondArray::new_scalar(cutoff),
-                )?;
+                let cutoff = arrow::array::TimestampMillisecondArray::from(vec![cutoff])
+                    .with_timezone_opt(times.timezone().map(str::to_owned));
+                let behind = lt(&times, &arrow::array::Scalar::new(cutoff))?;
                 if times.null_count() > 0 {
                     or(&behind, &is_null(&times)?)?
                 } else {

@@ -1,3 +1,5 @@
 //! Integration tests of the streaming engine (one test binary, to keep link time low).
 
+mod harness;
 mod plan;
+mod windows;
