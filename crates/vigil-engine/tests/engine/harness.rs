@@ -49,7 +49,7 @@ pub struct Run {
     pub sinks: BTreeMap<String, Vec<String>>,
     /// Late rows (every source).
     pub late: Vec<String>,
-    /// Rejected lines: (table, line number, reason label).
+    /// Rejected lines: (table, line number, "label: reason").
     pub rejected: Vec<(String, u64, String)>,
     /// The counts.
     pub report: RunReport,
@@ -102,7 +102,11 @@ pub fn run(pipeline: &Pipeline, inputs: &[(&str, &str)], batch_size: usize) -> R
             .expect("outputs");
     let mut rejected = Vec::new();
     let report = run_files(pipeline, &options, &mut outputs, |table, r| {
-        rejected.push((table.to_owned(), r.line, r.reason.reason_label().to_owned()));
+        rejected.push((
+            table.to_owned(),
+            r.line,
+            format!("{}: {}", r.reason.reason_label(), r.reason),
+        ));
     })
     .unwrap_or_else(|e| panic!("run failed: {e}"));
     for f in files {

@@ -1,5 +1,7 @@
 //! Integration tests of the streaming engine (one test binary, to keep link time low).
 
+mod golden;
 mod harness;
+mod partitions;
 mod plan;
 mod windows;

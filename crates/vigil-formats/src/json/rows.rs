@@ -177,7 +177,7 @@ impl RowsJsonDecoder {
             match row {
                 Ok(Some(batch)) => batches.push(batch),
                 Ok(None) => rejected.push((i, DecodeError::Json("no row".to_owned()))),
-                Err(e) => rejected.push((i, DecodeError::Json(e.to_string()))),
+                Err(e) => rejected.push((i, readable(&e.to_string()))),
             }
             start = end;
         }
@@ -188,6 +188,18 @@ impl RowsJsonDecoder {
         };
         Ok(Flushed { batch, rejected })
     }
+}
+
+/// arrow-json's messages, made readable where they are not: a missing NOT NULL
+/// field is reported by arrow as "unmasked nulls in non-nullable ... Field { \"name\" ...".
+fn readable(message: &str) -> DecodeError {
+    if message.contains("non-nullable")
+        && let Some(rest) = message.split("Field { \"").nth(1)
+        && let Some(name) = rest.split('"').next()
+    {
+        return DecodeError::Json(format!("required field {name} is missing or null"));
+    }
+    DecodeError::Json(message.trim_start_matches("Json error: ").to_owned())
 }
 
 #[cfg(test)]
@@ -264,6 +276,10 @@ mod tests {
         let f = d.flush().expect("flush");
         let rejected: Vec<usize> = f.rejected.iter().map(|(i, _)| *i).collect();
         assert_eq!(rejected, [1, 2, 3]);
+        assert_eq!(
+            f.rejected[1].1.to_string(),
+            "required field id is missing or null"
+        );
         let batch = f.batch.expect("rows");
         assert_eq!(batch.num_rows(), 2);
         // And the next batch starts clean.
