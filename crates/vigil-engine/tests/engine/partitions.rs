@@ -48,12 +48,12 @@ GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE);",
     let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
     let mut marks = Watermarks::new(5_000, job.time.idle_timeout_ms);
     let mut out = Emitted::default();
-    let mut step = |runner: &mut JobRunner,
-                    marks: &mut Watermarks,
-                    partition: u32,
-                    rows: &[(&str, i64)],
-                    now: i64,
-                    out: &mut Emitted| {
+    let step = |runner: &mut JobRunner,
+                marks: &mut Watermarks,
+                partition: u32,
+                rows: &[(&str, i64)],
+                now: i64,
+                out: &mut Emitted| {
         let b = batch(&schema, rows);
         let max = rows.iter().map(|r| BASE_MS + r.1 * 1000).max();
         runner.process(b, out).expect("process");
