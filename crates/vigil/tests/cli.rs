@@ -163,3 +163,46 @@ fn an_invalid_pipeline_names_its_line_and_exits_78() {
     assert!(stderr.contains("line 5: ORDER BY"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_reads_stdin_writes_the_sink_and_reports_rejections() {
+    let pipeline = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../pipelines/ward_summary.sql"
+    );
+    let input = concat!(
+        r#"{"patient_id":"p-1","ward":"4B","observed_at":"2026-11-24T08:00:00Z","heart_rate":80,"spo2":97,"resp_rate":16}"#,
+        "\n",
+        "not json\n",
+        r#"{"patient_id":"p-2","ward":"4B","observed_at":"2026-11-24T08:01:00Z","heart_rate":100,"spo2":95,"resp_rate":20}"#,
+        "\n",
+    );
+    let out = vigil(
+        &["run", pipeline, "--path", "vitals=-", "--batch-size", "1"],
+        input,
+    );
+    assert_eq!(out.status.code(), Some(65), "a line was rejected");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vitals line 2: rejected (malformed)"), "{stderr}");
+    assert!(stderr.contains("2 rows read, 1 lines rejected"), "{stderr}");
+    let rows = rows(&out);
+    // Windows of 1 h every 5 min containing 08:00 and 08:01: twelve of them.
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows[0]["window_end"], "2026-11-24T08:05:00Z");
+    assert_eq!(rows[0]["patients"], 2);
+    assert_eq!(rows[0]["heart_rate_mean"], 90.0);
+}
+
+#[test]
+fn run_refuses_an_invalid_pipeline_with_78() {
+    let out = vigil(&["run", "/dev/null/nope.sql"], "");
+    assert_eq!(out.status.code(), Some(1), "unreadable file");
+    let dir = std::env::temp_dir().join(format!("vigil-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.sql");
+    std::fs::write(&bad, "CREATE TABLE t (a TEXT) WITH (connector = 'file', path = 'x');\nINSERT INTO nowhere SELECT a FROM t ORDER BY a;\n")
+        .expect("write");
+    let out = vigil(&["run", bad.to_str().expect("utf-8")], "");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
