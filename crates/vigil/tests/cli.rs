@@ -183,7 +183,10 @@ fn run_reads_stdin_writes_the_sink_and_reports_rejections() {
     );
     assert_eq!(out.status.code(), Some(65), "a line was rejected");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("vitals line 2: rejected (malformed)"), "{stderr}");
+    assert!(
+        stderr.contains("vitals line 2: rejected (malformed)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 rows read, 1 lines rejected"), "{stderr}");
     let rows = rows(&out);
     // Windows of 1 h every 5 min containing 08:00 and 08:01: twelve of them.
