@@ -221,6 +221,18 @@ pub(crate) fn physical_expr(
     )?)
 }
 
+/// A row converter for group keys of `key_schema`: keys as comparable bytes, for
+/// operators that keep per-key state in their own maps (sessions, updating groups).
+pub(crate) fn key_converter(key_schema: &SchemaRef) -> Result<arrow::row::RowConverter> {
+    Ok(arrow::row::RowConverter::new(
+        key_schema
+            .fields()
+            .iter()
+            .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+            .collect(),
+    )?)
+}
+
 /// Evaluates `exprs` over `batch`.
 pub(crate) fn evaluate(
     exprs: &[Arc<dyn PhysicalExpr>],

@@ -313,26 +313,19 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
             let time_index = input.as_arrow().index_of(time_column)?;
             let output = Arc::clone(output.inner());
             let op: Box<dyn StatefulOperator> = match *window {
-                WindowKind::Tumble { size_ms } => Box::new(PaneWindows::new(
-                    size_ms,
-                    size_ms,
-                    time_index,
-                    key_exprs,
-                    key_schema,
-                    aggregates,
-                    *window_position,
-                    output,
-                )),
-                WindowKind::Hop { slide_ms, size_ms } => Box::new(PaneWindows::new(
-                    slide_ms,
-                    size_ms,
-                    time_index,
-                    key_exprs,
-                    key_schema,
-                    aggregates,
-                    *window_position,
-                    output,
-                )),
+                WindowKind::Tumble { size_ms: size } | WindowKind::Hop { size_ms: size, .. } => {
+                    let slide = window.pane_ms().unwrap_or(size);
+                    Box::new(PaneWindows::new(
+                        slide,
+                        size,
+                        time_index,
+                        key_exprs,
+                        key_schema,
+                        aggregates,
+                        *window_position,
+                        output,
+                    ))
+                }
                 WindowKind::Session { gap_ms } => Box::new(Sessions::new(
                     gap_ms,
                     time_index,

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, evaluate, merge_all, update_all, values_of};
+use super::aggregates::{Aggregates, evaluate, key_converter, merge_all, update_all, values_of};
 use super::output::{WindowColumn, assemble};
 use crate::error::{EngineError, Result};
 
@@ -51,13 +51,7 @@ impl Sessions {
         window_position: usize,
         output: SchemaRef,
     ) -> Result<Sessions> {
-        let converter = RowConverter::new(
-            key_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = key_converter(key_schema)?;
         Ok(Sessions {
             gap: gap_ms,
             time_index,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, evaluate, update_all, values_of};
+use super::aggregates::{Aggregates, evaluate, key_converter, update_all, values_of};
 use super::output::assemble;
 use crate::error::Result;
 
@@ -48,13 +48,7 @@ impl Updating {
         output: SchemaRef,
         ttl_ms: Option<i64>,
     ) -> Result<Updating> {
-        let converter = RowConverter::new(
-            key_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = key_converter(key_schema)?;
         Ok(Updating {
             keys,
             converter,
