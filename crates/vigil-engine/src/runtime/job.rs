@@ -279,6 +279,23 @@ impl JobRunner {
     }
 }
 
+/// A GROUP BY in physical form: key expressions, their schema, the aggregates.
+type Grouping = (Vec<Arc<dyn PhysicalExpr>>, SchemaRef, Aggregates);
+
+/// The physical keys, their schema and the aggregates of a GROUP BY.
+fn grouping(
+    keys: &[Expr],
+    aggregates: &[Expr],
+    input: &DFSchema,
+    props: &ExecutionProps,
+) -> Result<Grouping> {
+    Ok((
+        physical_exprs(keys, input, props)?,
+        key_schema(keys, input)?,
+        Aggregates::new(aggregates, input, props)?,
+    ))
+}
+
 type Compiled = (Option<Stateless>, Option<Box<dyn StatefulOperator>>);
 
 fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled> {
@@ -307,9 +324,7 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
             input,
             output,
         } => {
-            let key_exprs = physical_exprs(keys, input, props)?;
-            let key_schema = key_schema(keys, input)?;
-            let aggregates = Aggregates::new(aggregates, input, props)?;
+            let (key_exprs, key_schema, aggregates) = grouping(keys, aggregates, input, props)?;
             let time_index = input.as_arrow().index_of(time_column)?;
             let output = Arc::clone(output.inner());
             let op: Box<dyn StatefulOperator> = match *window {
@@ -344,9 +359,7 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
             input,
             output,
         } => {
-            let key_exprs = physical_exprs(keys, input, props)?;
-            let key_schema = key_schema(keys, input)?;
-            let aggregates = Aggregates::new(aggregates, input, props)?;
+            let (key_exprs, key_schema, aggregates) = grouping(keys, aggregates, input, props)?;
             let op = Updating::new(
                 key_exprs,
                 &key_schema,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use arrow::row::RowConverter;
+use arrow::row::{RowConverter, Rows};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -65,14 +65,14 @@ impl Sessions {
         })
     }
 
-    /// Key bytes of every row (empty for a global session).
-    fn key_bytes(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+    /// Keys of every row in row format (`None` for a global session, whose key is
+    /// empty).
+    fn key_rows(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
         if self.keys.is_empty() {
-            return Ok(vec![Box::from([] as [u8; 0]); batch.num_rows()]);
+            return Ok(None);
         }
         let keys = evaluate(&self.keys, batch)?;
-        let rows = self.converter.convert_columns(&keys)?;
-        Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+        Ok(Some(self.converter.convert_columns(&keys)?))
     }
 
     /// Adds one run of rows `[first, last]` (already sorted, closer than the gap to
@@ -85,7 +85,13 @@ impl Sessions {
         inputs: &super::aggregates::Inputs,
     ) -> Result<()> {
         let gap = self.gap;
-        let sessions = self.open.entry(Box::from(key)).or_default();
+        if !self.open.contains_key(key) {
+            self.open.insert(Box::from(key), Vec::new());
+        }
+        let sessions = self
+            .open
+            .get_mut(key)
+            .ok_or_else(|| EngineError::Internal("session key vanished".to_owned()))?;
         // Sessions overlapping [first, last + gap) are contiguous in start order.
         let touching: Vec<usize> = sessions
             .iter()
@@ -140,11 +146,12 @@ impl StatefulOperator for Sessions {
             ));
         }
         let times = times.values();
-        let keys = self.key_bytes(batch)?;
+        let rows = self.key_rows(batch)?;
+        let key_of = |i: usize| -> &[u8] { rows.as_ref().map_or(&[], |r| r.row(i).data()) };
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (a as usize, b as usize);
-            keys[a].cmp(&keys[b]).then(times[a].cmp(&times[b]))
+            key_of(a).cmp(key_of(b)).then(times[a].cmp(&times[b]))
         });
         let inputs = self
             .aggregates
@@ -152,20 +159,19 @@ impl StatefulOperator for Sessions {
             .take(&UInt32Array::from(order.clone()))?;
         let mut run_start = 0;
         while run_start < n {
-            let key = &keys[order[run_start] as usize];
+            let key = key_of(order[run_start] as usize);
             let first = times[order[run_start] as usize];
             let mut last = first;
             let mut end = run_start + 1;
             while end < n {
                 let row = order[end] as usize;
-                if keys[row] != *key || times[row] >= last + self.gap {
+                if key_of(row) != key || times[row] >= last + self.gap {
                     break;
                 }
                 last = times[row];
                 end += 1;
             }
-            let key = key.clone();
-            self.add_run(&key, first, last, &inputs.slice(run_start, end - run_start))?;
+            self.add_run(key, first, last, &inputs.slice(run_start, end - run_start))?;
             run_start = end;
         }
         Ok(())
