@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::{filter, take};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::compute::{cast, filter, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Accumulator, EmitTo, Expr, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, Cast, EmitTo, Expr, ExprSchemable, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr, create_physical_expr};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
@@ -28,6 +28,9 @@ pub(crate) struct Aggregates {
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// Per aggregate: how many state columns it has.
     state_widths: Vec<usize>,
+    /// Per aggregate: the type its final values are cast back to, where the
+    /// aggregate runs over a widened argument (see [`widen_boolean`]).
+    narrow_to: Vec<Option<DataType>>,
 }
 
 /// Evaluated aggregate inputs for some rows.
@@ -114,10 +117,12 @@ impl Aggregates {
             args: Vec::with_capacity(exprs.len()),
             filters: Vec::with_capacity(exprs.len()),
             state_widths: Vec::with_capacity(exprs.len()),
+            narrow_to: Vec::with_capacity(exprs.len()),
         };
         for expr in exprs {
+            let (expr, narrow_to) = widen_boolean(expr, input)?;
             let lowered =
-                LoweredAggregateBuilder::new(expr, input, physical_input, props, &planning)
+                LoweredAggregateBuilder::new(&expr, input, physical_input, props, &planning)
                     .build()?;
             let aggregate = lowered.aggregate;
             let mut args = aggregate.expressions();
@@ -126,6 +131,7 @@ impl Aggregates {
             out.args.push(args);
             out.filters.push(lowered.filter);
             out.exprs.push(aggregate);
+            out.narrow_to.push(narrow_to);
         }
         Ok(out)
     }
@@ -193,6 +199,53 @@ impl Aggregates {
     pub(crate) fn state_width(&self, i: usize) -> usize {
         self.state_widths[i]
     }
+
+    /// Aggregate `i`'s final values in the type the plan declared.
+    pub(crate) fn finish(&self, i: usize, values: ArrayRef) -> Result<ArrayRef> {
+        match &self.narrow_to[i] {
+            Some(ty) if values.data_type() != ty => Ok(cast(&values, ty)?),
+            _ => Ok(values),
+        }
+    }
+}
+
+/// Value-picking aggregates whose grouped accumulator DataFusion provides for
+/// integers but not for booleans (DataFusion 55: `first_value`/`last_value` with
+/// ORDER BY). Over a BOOLEAN argument they would fall back to one row-wise
+/// accumulator per group, several times slower to update, merge and freeze, so the
+/// argument is widened to TINYINT and the picked value narrowed back: the function
+/// only selects one input value, so the result is exactly the same.
+const WIDEN_BOOLEAN: [&str; 2] = ["first_value", "last_value"];
+
+/// `expr` with a BOOLEAN argument of a [`WIDEN_BOOLEAN`] aggregate cast to TINYINT,
+/// and the type to cast its result back to; `expr` unchanged otherwise.
+fn widen_boolean(expr: &Expr, input: &DFSchema) -> Result<(Expr, Option<DataType>)> {
+    let (inner, alias) = match expr {
+        Expr::Alias(alias) => (alias.expr.as_ref(), Some(alias)),
+        other => (other, None),
+    };
+    let Expr::AggregateFunction(function) = inner else {
+        return Ok((expr.clone(), None));
+    };
+    let [argument] = function.params.args.as_slice() else {
+        return Ok((expr.clone(), None));
+    };
+    if !WIDEN_BOOLEAN.contains(&function.func.name())
+        || argument.get_type(input)? != DataType::Boolean
+    {
+        return Ok((expr.clone(), None));
+    }
+    let mut widened = function.clone();
+    widened.params.args = vec![Expr::Cast(Cast::new(
+        Box::new(argument.clone()),
+        DataType::Int8,
+    ))];
+    let widened = Expr::AggregateFunction(widened);
+    let widened = match alias {
+        Some(alias) => widened.alias_qualified(alias.relation.clone(), alias.name.clone()),
+        None => widened,
+    };
+    Ok((widened, Some(DataType::Boolean)))
 }
 
 /// Physical forms of logical expressions over `input`.
@@ -357,7 +410,10 @@ impl Groups {
     }
 
     /// Final values: key columns and one column per aggregate, emptying the groups.
-    pub(crate) fn evaluate(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+    pub(crate) fn evaluate(
+        mut self,
+        aggregates: &Aggregates,
+    ) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
         let keys = if self.key_columns == 0 {
             Vec::new()
         } else {
@@ -366,8 +422,9 @@ impl Groups {
         let values = self
             .accumulators
             .iter_mut()
-            .map(|a| a.evaluate(EmitTo::All))
-            .collect::<Result<_, _>>()?;
+            .enumerate()
+            .map(|(i, a)| aggregates.finish(i, a.evaluate(EmitTo::All)?))
+            .collect::<Result<_>>()?;
         Ok((keys, values))
     }
 }
@@ -444,16 +501,17 @@ pub(crate) fn merge_all(
 /// one row per group, in the order given. `groups` must not be empty.
 pub(crate) fn values_of<'a>(
     groups: impl Iterator<Item = &'a mut Vec<Box<dyn Accumulator>>>,
-    aggregates: usize,
+    aggregates: &Aggregates,
 ) -> Result<Vec<ArrayRef>> {
-    let mut columns: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); aggregates];
+    let mut columns: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); aggregates.len()];
     for accs in groups {
         for (column, acc) in columns.iter_mut().zip(accs.iter_mut()) {
             column.push(acc.evaluate()?);
         }
     }
-    Ok(columns
+    columns
         .into_iter()
-        .map(datafusion::common::ScalarValue::iter_to_array)
-        .collect::<Result<_, _>>()?)
+        .enumerate()
+        .map(|(i, c)| aggregates.finish(i, datafusion::common::ScalarValue::iter_to_array(c)?))
+        .collect()
 }

@@ -172,7 +172,7 @@ impl StatefulOperator for PaneWindows {
             let groups = self.live.remove(&pane);
             if self.panes_per_window == 1 {
                 if let Some(groups) = groups {
-                    let (keys, values) = groups.evaluate()?;
+                    let (keys, values) = groups.evaluate(&self.aggregates)?;
                     self.emit(pane, keys, values, out)?;
                 }
             } else {
@@ -187,7 +187,7 @@ impl StatefulOperator for PaneWindows {
                     &self.aggregates,
                 )?;
                 if let Some(groups) = self.queue.query(&self.key_schema, &self.aggregates)? {
-                    let (keys, values) = groups.evaluate()?;
+                    let (keys, values) = groups.evaluate(&self.aggregates)?;
                     self.emit(pane, keys, values, out)?;
                 }
             }

@@ -217,7 +217,7 @@ impl StatefulOperator for Sessions {
         };
         let values = values_of(
             closed.iter_mut().map(|(_, _, s)| &mut s.accumulators),
-            self.aggregates.len(),
+            &self.aggregates,
         )?;
         out.push(assemble(&self.output, keys, Some(window), values, false)?);
         Ok(())

@@ -157,7 +157,7 @@ impl StatefulOperator for Updating {
         };
         let values = values_of(
             emitted.iter_mut().map(|(_, g)| &mut g.accumulators),
-            self.aggregates.len(),
+            &self.aggregates,
         );
         for (g, group) in emitted {
             self.groups[g] = Some(group);

@@ -303,6 +303,49 @@ INSERT INTO totals SELECT patient_id, count(*) AS n, max(x) AS hi FROM readings 
     );
 }
 
+/// BOOLEAN arguments of first_value/last_value run widened to TINYINT inside the
+/// engine (DataFusion has no grouped accumulator for them); the output must still be
+/// BOOLEAN, NULLs ignored where asked, in every kind of operator.
+#[test]
+fn boolean_first_and_last_values_in_every_operator() {
+    let source = "CREATE TABLE readings (
+  patient_id TEXT NOT NULL, observed_at TIMESTAMP NOT NULL, on_oxygen BOOLEAN,
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '0' SECOND
+) WITH (connector = 'file', path = 'unused.jsonl', format = 'json');
+CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json');
+";
+    let picks = "first_value(on_oxygen ORDER BY observed_at) AS first_o2,
+  last_value(on_oxygen ORDER BY observed_at) IGNORE NULLS AS last_o2,
+  last_value(on_oxygen ORDER BY observed_at) AS last_raw";
+    let row = |s: i64, v: &str| {
+        format!(
+            r#"{{"patient_id":"a","observed_at":{},"on_oxygen":{v}}}"#,
+            at(s)
+        )
+    };
+    // Out of time order within the batch: the picks follow observed_at.
+    let input = [row(20, "true"), row(10, "false"), row(30, "null")].join("\n");
+    let groupings = [
+        "GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE)",
+        "GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '2' MINUTE)",
+        "GROUP BY patient_id, session(observed_at, INTERVAL '1' MINUTE)",
+        "GROUP BY patient_id",
+    ];
+    for grouping in groupings {
+        let p = plan(&format!(
+            "{source}INSERT INTO out SELECT patient_id, {picks} FROM readings {grouping};"
+        ));
+        let r = run(&p, &[("readings", &input)], 3);
+        let got = json(r.out("out"));
+        assert!(!got.is_empty(), "{grouping}: no output");
+        for v in &got {
+            assert_eq!(v["first_o2"], Value::Bool(false), "{grouping}: {v}");
+            assert_eq!(v["last_o2"], Value::Bool(true), "{grouping}: {v}");
+            assert_eq!(v["last_raw"], Value::Null, "{grouping}: {v}");
+        }
+    }
+}
+
 #[test]
 fn global_windows_without_keys() {
     let p = plan(&format!(
