@@ -137,7 +137,7 @@ fn drive(p: &Pipeline, input: &[RecordBatch]) -> (u64, usize) {
                 .expect("times"),
         )
         .expect("rows");
-        runner.process(batch.clone(), &mut out).expect("process");
+        runner.process(0, batch.clone(), &mut out).expect("process");
         runner.advance(max - 5_000, &mut out).expect("advance");
         peak = peak.max(runner.state_bytes());
     }

@@ -23,6 +23,11 @@ pub enum EngineError {
     /// An invariant of the engine did not hold: a bug, reported rather than panicking.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A checkpoint could not be read or does not belong to this job (written by an
+    /// edited pipeline, truncated, or not a vigil checkpoint). The caller rebuilds the
+    /// state another way (by replaying the partition from its committed offset).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// Reading a source or writing a sink failed.
     #[error("{context}: {source}")]
     Io {

@@ -246,7 +246,7 @@ pub fn run_files(
             let mark = watermarks.watermark(now());
             for &j in &jobs {
                 let mut emitted = Emitted::default();
-                runners[j].process(batch.clone(), &mut emitted)?;
+                runners[j].process(0, batch.clone(), &mut emitted)?;
                 if let Some(mark) = mark {
                     runners[j].advance(mark, &mut emitted)?;
                 }

@@ -10,6 +10,7 @@
 //! as they came from the source.
 
 mod aggregates;
+pub mod checkpoint;
 mod job;
 mod output;
 mod panes;
@@ -19,6 +20,7 @@ pub mod watermark;
 
 use arrow::array::RecordBatch;
 
+pub use checkpoint::PartitionState;
 pub use job::{Emitted, JobRunner};
 
 use crate::error::Result;
@@ -39,4 +41,11 @@ trait StatefulOperator: Send {
     fn state_bytes(&self) -> usize;
     /// Groups (keys, or key-pane pairs) held.
     fn state_groups(&self) -> usize;
+    /// Writes the whole state out as checkpoint parts (see [`checkpoint`]). Taking
+    /// DataFusion accumulator state consumes it, so the operator is consumed too; a
+    /// caller that goes on running restores a fresh operator from the parts.
+    fn export(self: Box<Self>) -> Result<Vec<RecordBatch>>;
+    /// Loads parts written by [`export`](Self::export) of the same job into this
+    /// fresh operator.
+    fn restore(&mut self, parts: &[RecordBatch]) -> Result<()>;
 }

@@ -16,6 +16,7 @@ use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr, create_p
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::checkpoint::tagged;
 use crate::error::{EngineError, Result};
 
 /// The aggregate expressions of one GROUP BY, in physical form.
@@ -444,22 +445,34 @@ pub(crate) struct StateBatch {
 
 impl StateBatch {
     fn new(columns: Vec<ArrayRef>, key_count: usize, widths: Arc<[usize]>) -> Result<StateBatch> {
-        let fields: Vec<Field> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
-            .collect();
-        let rows = columns.first().map_or(0, |c| c.len());
-        let batch = RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
-            columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
+        let batch = state_columns(columns)?;
         Ok(StateBatch {
             batch,
             key_count,
             widths,
         })
+    }
+
+    /// This state as a checkpoint part labelled `role` and `tag`.
+    pub(crate) fn to_part(&self, role: &str, tag: i64) -> Result<RecordBatch> {
+        tagged(self.batch.clone(), role, tag)
+    }
+
+    /// A state batch from a checkpoint part of the same aggregates.
+    pub(crate) fn from_part(
+        part: &RecordBatch,
+        key_count: usize,
+        aggregates: &Aggregates,
+    ) -> Result<StateBatch> {
+        let widths: Arc<[usize]> = aggregates.state_widths.clone().into();
+        let expected = key_count + widths.iter().sum::<usize>();
+        if part.num_columns() != expected {
+            return Err(EngineError::Checkpoint(format!(
+                "a state part has {} columns, this job's state has {expected}",
+                part.num_columns()
+            )));
+        }
+        StateBatch::new(part.columns().to_vec(), key_count, widths)
     }
 
     /// Number of groups held.
@@ -471,6 +484,22 @@ impl StateBatch {
     pub(crate) fn size(&self) -> usize {
         self.batch.get_array_memory_size()
     }
+}
+
+/// Columns of partial state as a batch (columns named by position: state has no
+/// names of its own).
+pub(crate) fn state_columns(columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+        .collect();
+    let rows = columns.first().map_or(0, |c| c.len());
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// Adds `inputs` to row-wise accumulators (one per aggregate).
@@ -495,6 +524,74 @@ pub(crate) fn merge_all(
         acc.merge_batch(&state)?;
     }
     Ok(())
+}
+
+/// The partial state of several groups' row-wise accumulators: each aggregate's
+/// state columns in turn, one row per group, in the order given. This consumes the
+/// accumulators' state (DataFusion's `state()` may), so they must be rebuilt from
+/// it with [`accumulators_from`]. `None` if there are no groups.
+pub(crate) fn states_of<'a>(
+    groups: impl Iterator<Item = &'a mut Vec<Box<dyn Accumulator>>>,
+    aggregates: &Aggregates,
+) -> Result<Option<Vec<ArrayRef>>> {
+    let width: usize = aggregates.state_widths.iter().sum();
+    let mut columns: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); width];
+    let mut any = false;
+    for accs in groups {
+        any = true;
+        let mut column = 0;
+        for (i, acc) in accs.iter_mut().enumerate() {
+            let state = acc.state()?;
+            if state.len() != aggregates.state_width(i) {
+                return Err(EngineError::Internal(format!(
+                    "aggregate {i} gave {} state values, expected {}",
+                    state.len(),
+                    aggregates.state_width(i)
+                )));
+            }
+            for value in state {
+                columns[column].push(value);
+                column += 1;
+            }
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    columns
+        .into_iter()
+        .map(|c| Ok(datafusion::common::ScalarValue::iter_to_array(c)?))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Fresh row-wise accumulators holding the state at `row` of `states` (columns as
+/// [`states_of`] wrote them).
+pub(crate) fn accumulators_from(
+    aggregates: &Aggregates,
+    states: &[ArrayRef],
+    row: usize,
+) -> Result<Vec<Box<dyn Accumulator>>> {
+    let mut accumulators = aggregates.accumulators()?;
+    let mut rest = states;
+    for (i, acc) in accumulators.iter_mut().enumerate() {
+        let width = aggregates.state_width(i);
+        if rest.len() < width {
+            return Err(EngineError::Checkpoint(
+                "a state part has too few columns for this job's aggregates".to_owned(),
+            ));
+        }
+        let (mine, later) = rest.split_at(width);
+        let slices: Vec<ArrayRef> = mine.iter().map(|c| c.slice(row, 1)).collect();
+        acc.merge_batch(&slices)?;
+        rest = later;
+    }
+    if !rest.is_empty() {
+        return Err(EngineError::Checkpoint(
+            "a state part has more columns than this job's aggregates".to_owned(),
+        ));
+    }
+    Ok(accumulators)
 }
 
 /// Final values of several groups' row-wise accumulators: one column per aggregate,

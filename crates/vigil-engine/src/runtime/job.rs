@@ -1,5 +1,6 @@
 //! One job's operators in physical form, and the late-row split in front of them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -14,11 +15,12 @@ use datafusion::prelude::SessionContext;
 
 use super::StatefulOperator;
 use super::aggregates::{Aggregates, evaluate, physical_expr, physical_exprs};
+use super::checkpoint::{self, PartitionState};
 use super::panes::PaneWindows;
 use super::session::Sessions;
 use super::updating::Updating;
 use super::watermark::END_OF_TIME;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::plan::{Job, Stage};
 use crate::window::WindowKind;
 
@@ -80,10 +82,31 @@ pub struct JobCounters {
     pub rows_out: u64,
 }
 
+/// Builds a fresh stateful operator of a job (one per source partition).
+type OperatorFactory = Box<dyn Fn() -> Result<Box<dyn StatefulOperator>> + Send>;
+
+/// The stateful operator of one source partition.
+struct PartitionSlot {
+    operator: Box<dyn StatefulOperator>,
+    /// A watermark restored with the state: this partition's rows behind it are late
+    /// even if the job's own watermark (after a move to another instance) is lower.
+    floor: Option<i64>,
+}
+
 /// A job's operators, ready to take batches and watermarks.
+///
+/// Stateful operators keep their state per source partition (a Kafka partition; 0
+/// for a file), as Kafka Streams keeps a task per partition: readings are keyed by
+/// patient, so a patient's state lives with its partition, and when the partition
+/// moves to another instance its state moves with it ([`checkpoint`](Self::checkpoint),
+/// [`restore`](Self::restore), [`release`](Self::release)). Results that group rows
+/// of several partitions (a ward over patients on several partitions) are therefore
+/// per partition; DESIGN.md computes such cohort results in a second stage keyed
+/// by cohort.
 pub struct JobRunner {
     before: Vec<Stateless>,
-    stateful: Option<Box<dyn StatefulOperator>>,
+    factory: Option<OperatorFactory>,
+    partitions: BTreeMap<u32, PartitionSlot>,
     after: Vec<Stateless>,
     /// The source's event-time column, if it declares one.
     event_time: Option<usize>,
@@ -91,6 +114,7 @@ pub struct JobRunner {
     watermark: Option<i64>,
     output_schema: SchemaRef,
     counters: JobCounters,
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -98,6 +122,7 @@ impl std::fmt::Debug for JobRunner {
         f.debug_struct("JobRunner")
             .field("watermark", &self.watermark)
             .field("counters", &self.counters)
+            .field("partitions", &self.partitions.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -125,14 +150,18 @@ impl JobRunner {
         let props: &ExecutionProps = state.execution_props();
         let mut before = Vec::new();
         let mut after = Vec::new();
-        let mut stateful: Option<Box<dyn StatefulOperator>> = None;
+        let mut factory: Option<OperatorFactory> = None;
         for stage in &job.stages {
-            let (stateless, op) = compile(stage, job, props)?;
-            match (stateless, op) {
-                (Some(s), _) if stateful.is_some() => after.push(s),
-                (Some(s), _) => before.push(s),
-                (None, Some(op)) => stateful = Some(op),
-                (None, None) => {}
+            match compile(stage, props)? {
+                Some(s) if factory.is_some() => after.push(s),
+                Some(s) => before.push(s),
+                None => {
+                    // A stateful stage: check it builds now, then build one per
+                    // partition as partitions appear.
+                    let (stage, props, ttl) = (stage.clone(), props.clone(), job.time.state_ttl_ms);
+                    stateful(&stage, &props, ttl)?;
+                    factory = Some(Box::new(move || stateful(&stage, &props, ttl)));
+                }
             }
         }
         let event_time = match &job.source.event_time {
@@ -141,14 +170,26 @@ impl JobRunner {
         };
         Ok(JobRunner {
             before,
-            stateful,
+            factory,
+            partitions: BTreeMap::new(),
             after,
             event_time,
             lateness_ms: job.time.allowed_lateness_ms,
             watermark: None,
             output_schema: Arc::clone(&job.output_schema),
             counters: JobCounters::default(),
+            fingerprint: checkpoint::fingerprint(&format!(
+                "{}\n{}",
+                job.sink.name,
+                job.logical_plan.display_indent_schema()
+            )),
         })
+    }
+
+    /// Identifies the job's state layout: its sink and its plan with schemas. A
+    /// checkpoint is restored only into a job with the same fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Schema of the rows this job emits.
@@ -161,14 +202,105 @@ impl JobRunner {
         self.counters
     }
 
-    /// Bytes of operator state held.
+    /// Bytes of operator state held, over every partition.
     pub fn state_bytes(&self) -> usize {
-        self.stateful.as_ref().map_or(0, |s| s.state_bytes())
+        self.partitions
+            .values()
+            .map(|p| p.operator.state_bytes())
+            .sum()
     }
 
-    /// Groups of operator state held (keys, key-windows or sessions).
+    /// Groups of operator state held (keys, key-windows or sessions), over every
+    /// partition.
     pub fn state_groups(&self) -> usize {
-        self.stateful.as_ref().map_or(0, |s| s.state_groups())
+        self.partitions
+            .values()
+            .map(|p| p.operator.state_groups())
+            .sum()
+    }
+
+    /// Source partitions this job holds state for.
+    pub fn partitions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.partitions.keys().copied()
+    }
+
+    fn slot(&mut self, partition: u32) -> Result<Option<&mut PartitionSlot>> {
+        let Some(factory) = &self.factory else {
+            return Ok(None);
+        };
+        Ok(Some(match self.partitions.entry(partition) {
+            std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => slot.insert(PartitionSlot {
+                operator: factory()?,
+                floor: None,
+            }),
+        }))
+    }
+
+    /// The partition's state, written out; the job goes on from exactly that state
+    /// (the operator is rebuilt from what was written, so a checkpoint that could
+    /// not be restored fails here, not at failover). A partition without state gives
+    /// a checkpoint without parts.
+    pub fn checkpoint(&mut self, partition: u32) -> Result<PartitionState> {
+        let mut state = PartitionState {
+            job: self.fingerprint,
+            partition,
+            watermark: self.watermark,
+            parts: Vec::new(),
+        };
+        let Some(slot) = self.partitions.remove(&partition) else {
+            return Ok(state);
+        };
+        state.watermark = max_option(self.watermark, slot.floor);
+        state.parts = slot.operator.export()?;
+        self.restore(state.clone())?;
+        Ok(state)
+    }
+
+    /// Takes over a partition's state from a checkpoint of this job (after the
+    /// partition was assigned to this instance). The partition must hold no state
+    /// here yet.
+    pub fn restore(&mut self, state: PartitionState) -> Result<()> {
+        if state.job != self.fingerprint {
+            return Err(EngineError::Checkpoint(format!(
+                "partition {} was checkpointed by a different job (fingerprint {:016x}, this job {:016x})",
+                state.partition, state.job, self.fingerprint
+            )));
+        }
+        if self
+            .partitions
+            .get(&state.partition)
+            .is_some_and(|p| p.operator.state_groups() > 0)
+        {
+            return Err(EngineError::Checkpoint(format!(
+                "partition {} already holds state",
+                state.partition
+            )));
+        }
+        let Some(factory) = &self.factory else {
+            if state.parts.is_empty() {
+                return Ok(());
+            }
+            return Err(EngineError::Checkpoint(
+                "a stateless job cannot take state".to_owned(),
+            ));
+        };
+        let mut operator = factory()?;
+        operator.restore(&state.parts)?;
+        self.partitions.insert(
+            state.partition,
+            PartitionSlot {
+                operator,
+                floor: state.watermark,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets a partition's state (the partition was revoked and its state is
+    /// checkpointed or will be rebuilt by its next owner).
+    pub fn release(&mut self, partition: u32) {
+        self.partitions.remove(&partition);
     }
 
     /// The watermark last passed to [`advance`](Self::advance).
@@ -176,19 +308,20 @@ impl JobRunner {
         self.watermark
     }
 
-    /// Takes a batch of source rows (in the source table's schema).
-    pub fn process(&mut self, batch: RecordBatch, out: &mut Emitted) -> Result<()> {
+    /// Takes a batch of source rows (in the source table's schema) from `partition`
+    /// (0 for a source without partitions).
+    pub fn process(&mut self, partition: u32, batch: RecordBatch, out: &mut Emitted) -> Result<()> {
         self.counters.rows_in += batch.num_rows() as u64;
-        let (batch, batch_time) = self.split_late(batch, out)?;
+        let (batch, batch_time) = self.split_late(partition, batch, out)?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let batch = apply_all(&self.before, batch)?;
-        match &mut self.stateful {
+        match self.slot(partition)? {
             None => self.emit(vec![batch], out),
-            Some(op) => {
+            Some(slot) => {
                 let mut emitted = Vec::new();
-                op.process(&batch, batch_time, &mut emitted)?;
+                slot.operator.process(&batch, batch_time, &mut emitted)?;
                 self.emit(emitted, out)
             }
         }
@@ -206,12 +339,11 @@ impl JobRunner {
         } else {
             watermark.saturating_sub(self.lateness_ms)
         };
-        if let Some(op) = &mut self.stateful {
-            let mut emitted = Vec::new();
-            op.advance(effective, &mut emitted)?;
-            self.emit(emitted, out)?;
+        let mut emitted = Vec::new();
+        for slot in self.partitions.values_mut() {
+            slot.operator.advance(effective, &mut emitted)?;
         }
-        Ok(())
+        self.emit(emitted, out)
     }
 
     /// The input has ended: closes every window.
@@ -235,6 +367,7 @@ impl JobRunner {
     /// latest event time.
     fn split_late(
         &mut self,
+        partition: u32,
         batch: RecordBatch,
         out: &mut Emitted,
     ) -> Result<(RecordBatch, Option<i64>)> {
@@ -245,10 +378,11 @@ impl JobRunner {
             .column(index)
             .as_primitive::<TimestampMillisecondType>()
             .clone();
-        if self.stateful.is_none() {
+        if self.factory.is_none() {
             return Ok((batch, arrow::compute::max(&times)));
         }
-        let cutoff = self.watermark.map(|w| w.saturating_sub(self.lateness_ms));
+        let floor = self.partitions.get(&partition).and_then(|p| p.floor);
+        let cutoff = max_option(self.watermark, floor).map(|w| w.saturating_sub(self.lateness_ms));
         let late: BooleanArray = match cutoff {
             Some(cutoff) => {
                 let cutoff = arrow::array::TimestampMillisecondArray::from(vec![cutoff])
@@ -296,25 +430,39 @@ fn grouping(
     ))
 }
 
-type Compiled = (Option<Stateless>, Option<Box<dyn StatefulOperator>>);
+/// The later of two optional times.
+fn max_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
 
-fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled> {
+/// A stateless stage in physical form; `None` for a stateful one.
+fn compile(stage: &Stage, props: &ExecutionProps) -> Result<Option<Stateless>> {
     Ok(match stage {
-        Stage::Filter { predicate, input } => (
-            Some(Stateless::Filter(physical_expr(predicate, input, props)?)),
-            None,
-        ),
+        Stage::Filter { predicate, input } => {
+            Some(Stateless::Filter(physical_expr(predicate, input, props)?))
+        }
         Stage::Project {
             exprs,
             input,
             output,
-        } => (
-            Some(Stateless::Project {
-                exprs: physical_exprs(exprs, input, props)?,
-                schema: Arc::clone(output.inner()),
-            }),
-            None,
-        ),
+        } => Some(Stateless::Project {
+            exprs: physical_exprs(exprs, input, props)?,
+            schema: Arc::clone(output.inner()),
+        }),
+        Stage::WindowAggregate { .. } | Stage::UpdatingAggregate { .. } => None,
+    })
+}
+
+/// A fresh stateful operator for a stateful stage.
+fn stateful(
+    stage: &Stage,
+    props: &ExecutionProps,
+    state_ttl_ms: Option<i64>,
+) -> Result<Box<dyn StatefulOperator>> {
+    Ok(match stage {
         Stage::WindowAggregate {
             keys,
             window,
@@ -327,7 +475,7 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
             let (key_exprs, key_schema, aggregates) = grouping(keys, aggregates, input, props)?;
             let time_index = input.as_arrow().index_of(time_column)?;
             let output = Arc::clone(output.inner());
-            let op: Box<dyn StatefulOperator> = match *window {
+            match *window {
                 WindowKind::Tumble { size_ms: size } | WindowKind::Hop { size_ms: size, .. } => {
                     let slide = window.pane_ms().unwrap_or(size);
                     Box::new(PaneWindows::new(
@@ -350,8 +498,7 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
                     *window_position,
                     output,
                 )?),
-            };
-            (None, Some(op))
+            }
         }
         Stage::UpdatingAggregate {
             keys,
@@ -360,14 +507,18 @@ fn compile(stage: &Stage, job: &Job, props: &ExecutionProps) -> Result<Compiled>
             output,
         } => {
             let (key_exprs, key_schema, aggregates) = grouping(keys, aggregates, input, props)?;
-            let op = Updating::new(
+            Box::new(Updating::new(
                 key_exprs,
                 &key_schema,
                 aggregates,
                 Arc::clone(output.inner()),
-                job.time.state_ttl_ms,
-            )?;
-            (None, Some(Box::new(op)))
+                state_ttl_ms,
+            )?)
+        }
+        Stage::Filter { .. } | Stage::Project { .. } => {
+            return Err(EngineError::Internal(
+                "a stateless stage has no stateful operator".to_owned(),
+            ));
         }
     })
 }

@@ -22,7 +22,8 @@ use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, Groups, StateBatch, evaluate};
+use super::aggregates::{Aggregates, Groups, StateBatch, evaluate, state_columns};
+use super::checkpoint::{tag_of, tagged};
 use super::output::{WindowColumn, assemble};
 use crate::error::{EngineError, Result};
 
@@ -204,6 +205,66 @@ impl StatefulOperator for PaneWindows {
     fn state_groups(&self) -> usize {
         self.live.values().map(Groups::len).sum::<usize>() + self.queue.groups()
     }
+
+    fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        let mut parts = Vec::new();
+        if let Some(next) = self.next_pane {
+            parts.push(tagged(position_batch()?, NEXT_PANE, next)?);
+        }
+        for (pane, groups) in self.live {
+            parts.push(groups.freeze(&self.aggregates)?.to_part(LIVE, pane)?);
+        }
+        for (pane, state) in &self.queue.front {
+            parts.push(state.to_part(FRONT, *pane)?);
+        }
+        for (pane, state) in &self.queue.back {
+            parts.push(state.to_part(BACK, *pane)?);
+        }
+        if let Some(total) = &self.queue.back_total {
+            parts.push(total.to_part(BACK_TOTAL, 0)?);
+        }
+        Ok(parts)
+    }
+
+    fn restore(&mut self, parts: &[RecordBatch]) -> Result<()> {
+        let key_count = self.key_schema.fields().len();
+        for part in parts {
+            let (role, tag) = tag_of(part)?;
+            if role == NEXT_PANE {
+                self.next_pane = Some(tag);
+                continue;
+            }
+            let state = StateBatch::from_part(part, key_count, &self.aggregates)?;
+            match role {
+                LIVE => {
+                    let mut groups = Groups::new(&self.key_schema, &self.aggregates)?;
+                    groups.merge(&state)?;
+                    self.live.insert(tag, groups);
+                }
+                FRONT => self.queue.front.push((tag, state)),
+                BACK => self.queue.back.push((tag, state)),
+                BACK_TOTAL => self.queue.back_total = Some(state),
+                other => {
+                    return Err(EngineError::Checkpoint(format!(
+                        "a window operator has no state part {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checkpoint part roles of [`PaneWindows`].
+const NEXT_PANE: &str = "next_pane";
+const LIVE: &str = "live";
+const FRONT: &str = "front";
+const BACK: &str = "back";
+const BACK_TOTAL: &str = "back_total";
+
+/// A one-row part that only carries its tag (the operator's position in time).
+fn position_batch() -> Result<RecordBatch> {
+    state_columns(vec![Arc::new(arrow::array::Int64Array::from(vec![0i64]))])
 }
 
 /// A FIFO of frozen panes that answers "the merge of everything in it" with one

@@ -7,14 +7,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use arrow::row::{RowConverter, Rows};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, evaluate, key_converter, merge_all, update_all, values_of};
+use super::aggregates::{
+    Aggregates, accumulators_from, evaluate, key_converter, merge_all, states_of, update_all,
+    values_of,
+};
+use super::checkpoint::KeyedPart;
 use super::output::{WindowColumn, assemble};
 use crate::error::{EngineError, Result};
 
@@ -73,6 +77,15 @@ impl Sessions {
         }
         let keys = evaluate(&self.keys, batch)?;
         Ok(Some(self.converter.convert_columns(&keys)?))
+    }
+
+    /// Key columns of row-format keys (none for a global session).
+    fn key_columns<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
+        if self.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parser = self.converter.parser();
+        Ok(self.converter.convert_rows(keys.map(|k| parser.parse(k)))?)
     }
 
     /// Adds one run of rows `[first, last]` (already sorted, closer than the gap to
@@ -203,13 +216,7 @@ impl StatefulOperator for Sessions {
         }
         // By end, then key: the same input gives the same output, however batched.
         closed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        let keys: Vec<ArrayRef> = if self.keys.is_empty() {
-            Vec::new()
-        } else {
-            let parser = self.converter.parser();
-            let rows = closed.iter().map(|(_, k, _)| parser.parse(k));
-            self.converter.convert_rows(rows)?
-        };
+        let keys = self.key_columns(closed.iter().map(|(_, k, _)| k.as_ref()))?;
         let window = WindowColumn {
             position: self.window_position,
             starts: closed.iter().map(|(_, _, s)| s.start).collect(),
@@ -239,4 +246,52 @@ impl StatefulOperator for Sessions {
     fn state_groups(&self) -> usize {
         self.open.values().map(Vec::len).sum()
     }
+
+    fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        let mut this = *self;
+        let mut open: Vec<(Box<[u8]>, Session)> = this
+            .open
+            .drain()
+            .flat_map(|(key, sessions)| sessions.into_iter().map(move |s| (key.clone(), s)))
+            .collect();
+        let Some(states) = states_of(
+            open.iter_mut().map(|(_, s)| &mut s.accumulators),
+            &this.aggregates,
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let keys = this.key_columns(open.iter().map(|(k, _)| k.as_ref()))?;
+        let starts = Int64Array::from_iter_values(open.iter().map(|(_, s)| s.start));
+        let lasts = Int64Array::from_iter_values(open.iter().map(|(_, s)| s.last));
+        Ok(vec![KeyedPart::write(
+            SESSIONS,
+            keys,
+            vec![starts, lasts],
+            states,
+        )?])
+    }
+
+    fn restore(&mut self, parts: &[RecordBatch]) -> Result<()> {
+        for part in parts {
+            let part_state = KeyedPart::read(part, SESSIONS, &self.converter, self.keys.len(), 2)?;
+            let (starts, lasts) = (&part_state.times[0], &part_state.times[1]);
+            for row in 0..part.num_rows() {
+                let key: Box<[u8]> = Box::from(part_state.key(row));
+                let session = Session {
+                    start: starts.value(row),
+                    last: lasts.value(row),
+                    accumulators: accumulators_from(&self.aggregates, &part_state.states, row)?,
+                };
+                self.earliest_end = self.earliest_end.min(session.last + self.gap);
+                let sessions = self.open.entry(key).or_default();
+                let at = sessions.partition_point(|s| s.start < session.start);
+                sessions.insert(at, session);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The checkpoint part of [`Sessions`]: keys, start, last row, aggregate state.
+const SESSIONS: &str = "sessions";

@@ -6,14 +6,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, evaluate, key_converter, update_all, values_of};
+use super::aggregates::{
+    Aggregates, accumulators_from, evaluate, key_converter, states_of, update_all, values_of,
+};
+use super::checkpoint::KeyedPart;
 use super::output::assemble;
 use crate::error::Result;
 
@@ -200,4 +203,53 @@ impl StatefulOperator for Updating {
     fn state_groups(&self) -> usize {
         self.index.len()
     }
+
+    fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        let this = *self;
+        let mut groups: Vec<Group> = this.groups.into_iter().flatten().collect();
+        let Some(states) = states_of(
+            groups.iter_mut().map(|g| &mut g.accumulators),
+            &this.aggregates,
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<ArrayRef> = if this.keys.is_empty() {
+            Vec::new()
+        } else {
+            let parser = this.converter.parser();
+            this.converter
+                .convert_rows(groups.iter().map(|g| parser.parse(&g.key)))?
+        };
+        let last_seen = Int64Array::from_iter_values(groups.iter().map(|g| g.last_seen));
+        Ok(vec![KeyedPart::write(
+            GROUPS,
+            keys,
+            vec![last_seen],
+            states,
+        )?])
+    }
+
+    fn restore(&mut self, parts: &[RecordBatch]) -> Result<()> {
+        for part in parts {
+            let part_state = KeyedPart::read(part, GROUPS, &self.converter, self.keys.len(), 1)?;
+            let last_seen = &part_state.times[0];
+            for row in 0..part.num_rows() {
+                let g = self.group_of(part_state.key(row))?;
+                let accumulators = accumulators_from(&self.aggregates, &part_state.states, row)?;
+                if let Some(Some(group)) = self.groups.get_mut(g) {
+                    group.accumulators = accumulators;
+                    group.last_seen = last_seen.value(row);
+                    if let Some(ttl) = self.ttl_ms {
+                        self.next_expiry =
+                            self.next_expiry.min(group.last_seen.saturating_add(ttl));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The checkpoint part of [`Updating`]: keys, last-seen time, aggregate state.
+const GROUPS: &str = "groups";

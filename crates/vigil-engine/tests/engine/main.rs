@@ -1,5 +1,6 @@
 //! Integration tests of the streaming engine (one test binary, to keep link time low).
 
+mod checkpoints;
 mod golden;
 mod harness;
 mod partitions;

@@ -56,7 +56,7 @@ GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE);",
                 out: &mut Emitted| {
         let b = batch(&schema, rows);
         let max = rows.iter().map(|r| BASE_MS + r.1 * 1000).max();
-        runner.process(b, out).expect("process");
+        runner.process(partition, b, out).expect("process");
         marks.observe(partition, max, now);
         if let Some(w) = marks.watermark(now) {
             runner.advance(w, out).expect("advance");

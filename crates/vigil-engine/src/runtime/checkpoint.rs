@@ -1,0 +1,326 @@
+//! Operator state written out and read back: the state a job holds for one source
+//! partition, as Arrow batches of accumulator state, encoded as Arrow IPC.
+//!
+//! Each stateful operator exports its state as a list of *parts*: record batches whose
+//! schema metadata names the part's role (a live pane, a frozen pane of a hop window,
+//! the open sessions, the updating groups) and a tag (a pane number). A part holds
+//! key columns, then operator columns (session bounds, last-seen times), then each
+//! aggregate's state columns as DataFusion's `state()` gives them, so restoring is
+//! `merge_batch` into fresh accumulators.
+//!
+//! The encoding is a short header followed by one Arrow IPC stream per part, each
+//! prefixed by its length; the header carries the job's fingerprint so that state
+//! written by a different pipeline is refused instead of merged into the wrong
+//! aggregates.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{Int64Type, Schema};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::row::{RowConverter, Rows};
+
+use super::aggregates::state_columns;
+use crate::error::{EngineError, Result};
+
+/// What a checkpoint starts with.
+const MAGIC: &[u8; 8] = b"VIGILST1";
+/// Schema metadata key: the role of a part within its operator's state.
+const ROLE: &str = "vigil.role";
+/// Schema metadata key: the part's tag (a pane number; 0 where unused).
+const TAG: &str = "vigil.tag";
+
+/// The state one job holds for one source partition, ready to be written out (e.g.
+/// to a compacted Kafka topic keyed by job and partition) and restored on whichever
+/// instance is assigned the partition next.
+#[derive(Debug, Clone)]
+pub struct PartitionState {
+    /// Fingerprint of the job that wrote it (see [`crate::runtime::JobRunner::fingerprint`]).
+    pub job: u64,
+    /// The source partition.
+    pub partition: u32,
+    /// The job's watermark when the state was taken: rows of this partition older
+    /// than it (minus the allowed lateness) are late after a restore, because the
+    /// windows they belong to may already have been emitted.
+    pub watermark: Option<i64>,
+    /// The operator's state, as tagged record batches.
+    pub parts: Vec<RecordBatch>,
+}
+
+impl PartitionState {
+    /// Bytes held by the parts in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
+    /// Rows (groups, panes of groups or sessions) over all parts.
+    pub fn rows(&self) -> usize {
+        self.parts.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Encodes the state: header, then each part as a length-prefixed IPC stream.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.job.to_le_bytes());
+        out.extend_from_slice(&self.partition.to_le_bytes());
+        match self.watermark {
+            Some(w) => {
+                out.push(1);
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+            None => {
+                out.push(0);
+                out.extend_from_slice(&0i64.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
+        for part in &self.parts {
+            let mut stream = Vec::new();
+            {
+                let mut writer = StreamWriter::try_new(&mut stream, part.schema_ref())?;
+                writer.write(part)?;
+                writer.finish()?;
+            }
+            out.extend_from_slice(&(stream.len() as u64).to_le_bytes());
+            out.extend_from_slice(&stream);
+        }
+        Ok(out)
+    }
+
+    /// Decodes bytes written by [`to_bytes`](Self::to_bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<PartitionState> {
+        let mut input = Reader { bytes, at: 0 };
+        if input.take(MAGIC.len())? != MAGIC {
+            return Err(EngineError::Checkpoint(
+                "not a vigil state checkpoint".to_owned(),
+            ));
+        }
+        let job = u64::from_le_bytes(input.array()?);
+        let partition = u32::from_le_bytes(input.array()?);
+        let has_watermark = input.take(1)?[0] == 1;
+        let watermark = i64::from_le_bytes(input.array()?);
+        let count = u32::from_le_bytes(input.array()?);
+        let mut parts = Vec::with_capacity(count.min(1024) as usize);
+        for i in 0..count {
+            let len = u64::from_le_bytes(input.array()?);
+            let len = usize::try_from(len)
+                .map_err(|_| EngineError::Checkpoint(format!("part {i} is too large")))?;
+            let stream = input.take(len)?;
+            let mut reader = StreamReader::try_new(Cursor::new(stream), None)?;
+            let batch = reader.next().transpose()?.ok_or_else(|| {
+                EngineError::Checkpoint(format!("part {i} holds no record batch"))
+            })?;
+            parts.push(batch);
+        }
+        if input.at != bytes.len() {
+            return Err(EngineError::Checkpoint(format!(
+                "{} unexpected bytes after the last part",
+                bytes.len() - input.at
+            )));
+        }
+        Ok(PartitionState {
+            job,
+            partition,
+            watermark: has_watermark.then_some(watermark),
+            parts,
+        })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| EngineError::Checkpoint("truncated".to_owned()))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let slice = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+}
+
+/// `batch` labelled as part `role` with `tag`.
+pub(crate) fn tagged(batch: RecordBatch, role: &str, tag: i64) -> Result<RecordBatch> {
+    let metadata: HashMap<String, String> = [
+        (ROLE.to_owned(), role.to_owned()),
+        (TAG.to_owned(), tag.to_string()),
+    ]
+    .into();
+    let schema = Schema::new_with_metadata(batch.schema().fields().clone(), metadata);
+    Ok(batch.with_schema(Arc::new(schema))?)
+}
+
+/// The role and tag of a part written by [`tagged`].
+pub(crate) fn tag_of(batch: &RecordBatch) -> Result<(&str, i64)> {
+    let schema = batch.schema_ref();
+    let role = schema
+        .metadata()
+        .get(ROLE)
+        .ok_or_else(|| EngineError::Checkpoint("a part has no role".to_owned()))?;
+    let tag = schema
+        .metadata()
+        .get(TAG)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| EngineError::Checkpoint(format!("part {role} has no tag")))?;
+    Ok((role.as_str(), tag))
+}
+
+/// A checkpoint part of an operator that keeps per-key state in row format
+/// (sessions, updating groups): key columns, BIGINT operator columns (times), then
+/// aggregate state columns.
+pub(crate) struct KeyedPart {
+    /// The keys in row format (`None` for a global aggregate without keys).
+    pub(crate) keys: Option<Rows>,
+    /// The operator's BIGINT columns.
+    pub(crate) times: Vec<Int64Array>,
+    /// The aggregate state columns.
+    pub(crate) states: Vec<ArrayRef>,
+}
+
+impl KeyedPart {
+    /// Writes keys (already as columns), operator times and states as part `role`.
+    pub(crate) fn write(
+        role: &str,
+        mut keys: Vec<ArrayRef>,
+        times: Vec<Int64Array>,
+        states: Vec<ArrayRef>,
+    ) -> Result<RecordBatch> {
+        keys.extend(times.into_iter().map(|t| Arc::new(t) as ArrayRef));
+        keys.extend(states);
+        tagged(state_columns(keys)?, role, 0)
+    }
+
+    /// Reads a part written by [`write`](Self::write) with `times` BIGINT columns,
+    /// refusing one of another role or shape.
+    pub(crate) fn read(
+        part: &RecordBatch,
+        role: &str,
+        converter: &RowConverter,
+        key_count: usize,
+        times: usize,
+    ) -> Result<KeyedPart> {
+        let (found, _) = tag_of(part)?;
+        let columns = part.columns();
+        if found != role || columns.len() < key_count + times {
+            return Err(EngineError::Checkpoint(format!(
+                "expected state part {role:?}, found {found:?} of {} columns",
+                columns.len()
+            )));
+        }
+        let keys = if key_count == 0 {
+            None
+        } else {
+            Some(converter.convert_columns(&columns[..key_count])?)
+        };
+        let state_at = key_count + times;
+        let times = columns[key_count..state_at]
+            .iter()
+            .map(|c| {
+                c.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| {
+                    EngineError::Checkpoint(format!("part {role:?}: times are not BIGINT"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(KeyedPart {
+            keys,
+            times,
+            states: columns[state_at..].to_vec(),
+        })
+    }
+
+    /// The key of `row` in row format (empty without keys).
+    pub(crate) fn key(&self, row: usize) -> &[u8] {
+        self.keys.as_ref().map_or(&[], |k| k.row(row).data())
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint that stays the same across builds and platforms
+/// (the standard library's hasher promises neither).
+pub(crate) fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+
+    fn state() -> PartitionState {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "k0",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            (
+                "c1",
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        PartitionState {
+            job: 42,
+            partition: 3,
+            watermark: Some(-5),
+            parts: vec![
+                tagged(batch.clone(), "live", 17).expect("tag"),
+                tagged(batch.slice(1, 1), "groups", -2).expect("tag"),
+            ],
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let state = state();
+        let back = PartitionState::from_bytes(&state.to_bytes().expect("encode")).expect("decode");
+        assert_eq!(back.job, 42);
+        assert_eq!(back.partition, 3);
+        assert_eq!(back.watermark, Some(-5));
+        assert_eq!(back.parts, state.parts);
+        assert_eq!(tag_of(&back.parts[0]).expect("tag"), ("live", 17));
+        assert_eq!(tag_of(&back.parts[1]).expect("tag"), ("groups", -2));
+    }
+
+    #[test]
+    fn damaged_bytes_are_an_error_not_a_panic() {
+        let bytes = state().to_bytes().expect("encode");
+        for cut in 0..bytes.len() {
+            assert!(
+                PartitionState::from_bytes(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(PartitionState::from_bytes(&extra).is_err());
+        assert!(PartitionState::from_bytes(b"something else entirely").is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fingerprint("job 1"), fingerprint("job 2"));
+    }
+}

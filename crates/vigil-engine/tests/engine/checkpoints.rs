@@ -1,0 +1,344 @@
+//! Operator state written out and restored: a job checkpointed after any batch and
+//! restored from the encoded bytes into a fresh runner (another instance taking the
+//! partition over) gives exactly the output of a run that was never interrupted, for
+//! every kind of stateful operator. So does the runner that took the checkpoint and
+//! went on from it.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::Float64Type;
+use vigil_engine::EngineError;
+use vigil_engine::files::JsonLinesSource;
+use vigil_engine::plan::Pipeline;
+use vigil_engine::runtime::{Emitted, JobRunner, PartitionState};
+
+use crate::harness::{at, plan};
+
+const DELAY_MS: i64 = 30_000;
+
+fn source() -> String {
+    format!(
+        "CREATE TABLE readings (
+  patient_id TEXT NOT NULL, ward TEXT, observed_at TIMESTAMP NOT NULL, x DOUBLE, o2 BOOLEAN,
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '{}' SECOND
+) WITH (connector = 'file', path = 'unused.jsonl', format = 'json');
+",
+        DELAY_MS / 1000
+    )
+}
+
+const AGGREGATES: &str = "count(*) AS n, sum(x) AS total, avg(x) AS mean, stddev(x) AS sd,
+  last_value(x ORDER BY observed_at) AS latest, last_value(o2 ORDER BY observed_at) IGNORE NULLS AS o2,
+  count(DISTINCT ward) AS wards, approx_percentile_cont(x, 0.5) AS median";
+
+/// The queries, one per kind of stateful operator.
+fn queries() -> Vec<(&'static str, String)> {
+    let sink = "CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json', state_ttl = '4 minutes');\n";
+    let windowed = |group: &str| {
+        format!(
+            "{}{sink}INSERT INTO out SELECT patient_id, window_start, window_end, {AGGREGATES} FROM readings GROUP BY patient_id, {group};",
+            source()
+        )
+    };
+    vec![
+        (
+            "tumble",
+            windowed("tumble(observed_at, INTERVAL '1' MINUTE)"),
+        ),
+        (
+            "hop",
+            windowed("hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)"),
+        ),
+        (
+            "session",
+            windowed("session(observed_at, INTERVAL '1' MINUTE)"),
+        ),
+        (
+            "global hop",
+            format!(
+                "{}{sink}INSERT INTO out SELECT window_end, {AGGREGATES} FROM readings GROUP BY hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '3' MINUTE);",
+                source()
+            ),
+        ),
+        (
+            "updating",
+            format!(
+                "{}{sink}INSERT INTO out SELECT patient_id, {AGGREGATES} FROM readings GROUP BY patient_id;",
+                source()
+            ),
+        ),
+    ]
+}
+
+/// Three patients over twelve minutes, out of order within the delay, with gaps that
+/// split sessions and expire updating groups, and one late row.
+fn input() -> String {
+    let mut lines = Vec::new();
+    let mut push = |patient: &str, ward: &str, s: i64, x: f64, o2: &str| {
+        lines.push(format!(
+            r#"{{"patient_id":"{patient}","ward":"{ward}","observed_at":{},"x":{x},"o2":{o2}}}"#,
+            at(s)
+        ));
+    };
+    for i in 0..40_i64 {
+        let s = i * 15;
+        push(
+            "a",
+            "4B",
+            s,
+            (i % 7) as f64,
+            if i % 3 == 0 { "true" } else { "null" },
+        );
+        if i % 2 == 0 {
+            push(
+                "b",
+                if i % 4 == 0 { "4B" } else { "ICU" },
+                s + 7,
+                10.0 + i as f64,
+                "false",
+            );
+        }
+        if i % 5 == 1 {
+            // Out of order by up to 20 s (within the 30 s delay).
+            push("c", "ED", (s - 20).max(0), 1.5 * i as f64, "null");
+        }
+    }
+    // c comes back after a long gap (a new session; its updating group expired).
+    for i in 0..8_i64 {
+        push("c", "ED", 540 + i * 20, 2.0 * i as f64, "true");
+    }
+    // A row far behind the watermark: late.
+    push("a", "4B", 100, 99.0, "true");
+    push("b", "ICU", 720, 5.0, "false");
+    lines.join("\n")
+}
+
+fn batches(p: &Pipeline, text: &str, size: usize) -> Vec<(RecordBatch, i64)> {
+    let table = &p.jobs[0].source;
+    let reader = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+    let mut source = JsonLinesSource::from_reader(table, reader, size, 1 << 20, "test".to_owned())
+        .expect("source");
+    let mut out = Vec::new();
+    while let Some(read) = source.next_batch().expect("read") {
+        assert!(read.rejected.is_empty(), "{:?}", read.rejected);
+        if let (Some(batch), Some(max)) = (read.batch, read.max_event_time) {
+            out.push((batch, max));
+        }
+    }
+    out
+}
+
+/// Rows emitted and rows found late.
+#[derive(Default)]
+struct Collected {
+    rows: Vec<RecordBatch>,
+    late: usize,
+}
+
+impl Collected {
+    fn take(&mut self, emitted: Emitted) {
+        self.rows.extend(emitted.rows);
+        self.late += emitted
+            .late
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>();
+    }
+
+    fn all(&self, runner: &JobRunner) -> RecordBatch {
+        concat_batches(runner.output_schema(), &self.rows).expect("concat")
+    }
+}
+
+/// Feeds batches from partition 0, advancing the watermark (the latest event time
+/// seen, carried across a takeover as the source's watermark would be, minus the
+/// delay) after each.
+fn feed(
+    runner: &mut JobRunner,
+    input: &[(RecordBatch, i64)],
+    seen: &mut Option<i64>,
+    into: &mut Collected,
+) {
+    for (batch, max) in input {
+        let mut emitted = Emitted::default();
+        runner
+            .process(0, batch.clone(), &mut emitted)
+            .expect("process");
+        *seen = Some(seen.map_or(*max, |s| s.max(*max)));
+        if let Some(seen) = *seen {
+            runner
+                .advance(seen - DELAY_MS, &mut emitted)
+                .expect("advance");
+        }
+        into.take(emitted);
+    }
+}
+
+fn finish(runner: &mut JobRunner, into: &mut Collected) {
+    let mut emitted = Emitted::default();
+    runner.finish(&mut emitted).expect("finish");
+    into.take(emitted);
+}
+
+/// Asserts equal batches, naming the first column that differs. Floating-point
+/// columns may differ in the last bits: restoring merges a pane's state into a fresh
+/// accumulator, and a merge such as stddev's (count, mean, M2) with an empty state
+/// rounds (`mean * n / n`). Everything else must be identical.
+fn same(got: &RecordBatch, expected: &RecordBatch, context: &str) {
+    assert_eq!(got.num_rows(), expected.num_rows(), "{context}: rows");
+    for (i, field) in expected.schema().fields().iter().enumerate() {
+        let (g, e) = (got.column(i), expected.column(i));
+        if let (Some(g), Some(e)) = (
+            g.as_primitive_opt::<Float64Type>(),
+            e.as_primitive_opt::<Float64Type>(),
+        ) {
+            for (row, (a, b)) in g.iter().zip(e.iter()).enumerate() {
+                let close = match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0),
+                    (a, b) => a == b,
+                };
+                assert!(
+                    close,
+                    "{context}: {} row {row}: {a:?} != {b:?}",
+                    field.name()
+                );
+            }
+        } else {
+            assert_eq!(g.as_ref(), e.as_ref(), "{context}: column {}", field.name());
+        }
+    }
+}
+
+#[test]
+fn a_restored_partition_continues_exactly_where_it_left_off() {
+    for (name, sql) in queries() {
+        let p = plan(&sql);
+        let input = batches(&p, &input(), 7);
+        let job = &p.jobs[0];
+
+        let mut whole = Collected::default();
+        let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
+        feed(&mut runner, &input, &mut None, &mut whole);
+        finish(&mut runner, &mut whole);
+        let expected = whole.all(&runner);
+        assert!(expected.num_rows() > 5, "{name}: too little output");
+        assert_eq!(whole.late, 1, "{name}: the late row");
+
+        for cut in 0..=input.len() {
+            let mut seen = None;
+            let mut before = Collected::default();
+            let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+            feed(&mut first, &input[..cut], &mut seen, &mut before);
+            let state = first.checkpoint(0).expect("checkpoint");
+            let bytes = state.to_bytes().expect("encode");
+
+            // The instance that wrote the checkpoint goes on from it.
+            let mut went_on = Collected {
+                rows: before.rows.clone(),
+                late: before.late,
+            };
+            let mut seen_on = seen;
+            feed(&mut first, &input[cut..], &mut seen_on, &mut went_on);
+            finish(&mut first, &mut went_on);
+            same(
+                &went_on.all(&first),
+                &expected,
+                &format!("{name}: checkpoint after batch {cut}, same runner"),
+            );
+            assert_eq!(went_on.late, 1, "{name}: cut {cut}");
+
+            // Another instance takes the partition over from the bytes.
+            let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+            let restored = PartitionState::from_bytes(&bytes).expect("decode");
+            assert_eq!(restored.rows(), state.rows());
+            second.restore(restored).expect("restore");
+            let mut after = before;
+            feed(&mut second, &input[cut..], &mut seen, &mut after);
+            finish(&mut second, &mut after);
+            same(
+                &after.all(&second),
+                &expected,
+                &format!("{name}: checkpoint after batch {cut}, restored elsewhere"),
+            );
+            assert_eq!(after.late, 1, "{name}: cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn rows_behind_a_restored_watermark_are_late_not_lost() {
+    let (_, sql) = &queries()[0];
+    let p = plan(sql);
+    let input = batches(&p, &input(), 1000);
+    let job = &p.jobs[0];
+    let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+    let mut seen = None;
+    feed(&mut first, &input, &mut seen, &mut Collected::default());
+    let state = first.checkpoint(0).expect("checkpoint");
+    let watermark = state.watermark.expect("a watermark");
+
+    let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+    second.restore(state).expect("restore");
+    // The new owner's job watermark has not moved yet; the restored one still holds.
+    let old = batches(
+        &p,
+        &format!(
+            r#"{{"patient_id":"a","observed_at":{},"x":1}}"#,
+            (watermark - 120_000)
+        ),
+        1,
+    );
+    let mut emitted = Emitted::default();
+    second
+        .process(0, old[0].0.clone(), &mut emitted)
+        .expect("process");
+    assert_eq!(emitted.late.len(), 1);
+    assert_eq!(second.counters().rows_late, 1);
+}
+
+#[test]
+fn state_of_another_job_or_a_taken_partition_is_refused() {
+    let queries = queries();
+    let p = plan(&queries[0].1);
+    let other = plan(&queries[1].1);
+    let input = batches(&p, &input(), 1000);
+    let mut runner = JobRunner::new(&p.jobs[0], &p.ctx).expect("runner");
+    feed(&mut runner, &input, &mut None, &mut Collected::default());
+    let state = runner.checkpoint(0).expect("checkpoint");
+    assert!(!state.parts.is_empty());
+
+    let mut elsewhere = JobRunner::new(&other.jobs[0], &other.ctx).expect("runner");
+    let err = elsewhere.restore(state.clone()).expect_err("another job");
+    assert!(matches!(err, EngineError::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("different job"), "{err}");
+
+    // The partition is still held by the runner that wrote the checkpoint.
+    let err = runner.restore(state.clone()).expect_err("held");
+    assert!(err.to_string().contains("already holds state"), "{err}");
+
+    // Released, it can be taken back.
+    runner.release(0);
+    assert_eq!(runner.partitions().count(), 0);
+    runner.restore(state).expect("restore after release");
+    assert_eq!(runner.partitions().collect::<Vec<_>>(), [0]);
+}
+
+#[test]
+fn partitions_keep_separate_state() {
+    let (_, sql) = &queries()[0];
+    let p = plan(sql);
+    let input = batches(&p, &input(), 10);
+    let mut runner = JobRunner::new(&p.jobs[0], &p.ctx).expect("runner");
+    let mut out = Emitted::default();
+    for (i, (batch, _)) in input.iter().enumerate() {
+        runner
+            .process((i % 2) as u32, batch.clone(), &mut out)
+            .expect("process");
+    }
+    assert_eq!(runner.partitions().collect::<Vec<_>>(), [0, 1]);
+    let groups = runner.state_groups();
+    let one = runner.checkpoint(1).expect("checkpoint");
+    runner.release(1);
+    assert!(runner.state_groups() < groups);
+    assert!(one.rows() > 0);
+}
