@@ -12,6 +12,7 @@
 mod aggregates;
 pub mod checkpoint;
 mod job;
+mod latest;
 mod output;
 mod panes;
 mod session;

@@ -9,6 +9,7 @@ use arrow::compute::{cast, filter, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::NullTreatment;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Accumulator, Cast, EmitTo, Expr, ExprSchemable, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
@@ -17,6 +18,7 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::checkpoint::tagged;
+use super::latest::LatestSpec;
 use crate::error::{EngineError, Result};
 
 /// The aggregate expressions of one GROUP BY, in physical form.
@@ -32,6 +34,9 @@ pub(crate) struct Aggregates {
     /// Per aggregate: the type its final values are cast back to, where the
     /// aggregate runs over a widened argument (see [`widen_boolean`]).
     narrow_to: Vec<Option<DataType>>,
+    /// Per aggregate: run by vigil's compact latest-value accumulator (see
+    /// [`latest`](super::latest)) instead of DataFusion's.
+    latest: Vec<Option<LatestSpec>>,
 }
 
 /// Evaluated aggregate inputs for some rows.
@@ -119,6 +124,7 @@ impl Aggregates {
             filters: Vec::with_capacity(exprs.len()),
             state_widths: Vec::with_capacity(exprs.len()),
             narrow_to: Vec::with_capacity(exprs.len()),
+            latest: Vec::with_capacity(exprs.len()),
         };
         for expr in exprs {
             let (expr, narrow_to) = widen_boolean(expr, input)?;
@@ -133,6 +139,7 @@ impl Aggregates {
             out.filters.push(lowered.filter);
             out.exprs.push(aggregate);
             out.narrow_to.push(narrow_to);
+            out.latest.push(latest_spec(&expr, input)?);
         }
         Ok(out)
     }
@@ -174,8 +181,11 @@ impl Aggregates {
     pub(crate) fn groups_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
         self.exprs
             .iter()
-            .map(|agg| {
-                if agg.groups_accumulator_supported() {
+            .zip(&self.latest)
+            .map(|(agg, latest)| {
+                if let Some(latest) = latest {
+                    Ok(latest.accumulator()?)
+                } else if agg.groups_accumulator_supported() {
                     Ok(agg.create_groups_accumulator()?)
                 } else {
                     let agg = Arc::clone(agg);
@@ -217,6 +227,44 @@ impl Aggregates {
 /// argument is widened to TINYINT and the picked value narrowed back: the function
 /// only selects one input value, so the result is exactly the same.
 const WIDEN_BOOLEAN: [&str; 2] = ["first_value", "last_value"];
+
+/// The latest-value form of `expr`, if it is `last_value`/`first_value` of a
+/// supported type over one non-null BIGINT or TIMESTAMP ordering, without DISTINCT.
+fn latest_spec(expr: &Expr, input: &DFSchema) -> Result<Option<LatestSpec>> {
+    let inner = match expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    };
+    let Expr::AggregateFunction(function) = inner else {
+        return Ok(None);
+    };
+    let params = &function.params;
+    let (Some(last), [argument], [order]) = (
+        match function.func.name() {
+            "last_value" => Some(true),
+            "first_value" => Some(false),
+            _ => None,
+        },
+        params.args.as_slice(),
+        params.order_by.as_slice(),
+    ) else {
+        return Ok(None);
+    };
+    if params.distinct {
+        return Ok(None);
+    }
+    let value_type = argument.get_type(input)?;
+    let order_type = order.expr.get_type(input)?;
+    if order.expr.nullable(input)? || !LatestSpec::supports(&value_type, &order_type) {
+        return Ok(None);
+    }
+    Ok(Some(LatestSpec {
+        keep_greatest: last == order.asc,
+        ignore_nulls: params.null_treatment == Some(NullTreatment::IgnoreNulls),
+        value_type,
+        order_type,
+    }))
+}
 
 /// `expr` with a BOOLEAN argument of a [`WIDEN_BOOLEAN`] aggregate cast to TINYINT,
 /// and the type to cast its result back to; `expr` unchanged otherwise.

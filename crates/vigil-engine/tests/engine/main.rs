@@ -3,6 +3,7 @@
 mod checkpoints;
 mod golden;
 mod harness;
+mod latest;
 mod partitions;
 mod plan;
 mod windows;
