@@ -211,6 +211,17 @@ impl Aggregates {
         self.state_widths[i]
     }
 
+    /// Whether every aggregate keeps the value at the greatest `column` (e.g.
+    /// `last_value(v ORDER BY column)`): over windows on `column`, the merge of all
+    /// closed panes then answers every window, see [`PaneWindows`](super::panes).
+    pub(crate) fn all_latest_by(&self, column: &str) -> bool {
+        !self.latest.is_empty()
+            && self.latest.iter().all(|l| {
+                l.as_ref()
+                    .is_some_and(|l| l.keep_greatest && l.order_column.as_deref() == Some(column))
+            })
+    }
+
     /// Aggregate `i`'s final values in the type the plan declared.
     pub(crate) fn finish(&self, i: usize, values: ArrayRef) -> Result<ArrayRef> {
         match &self.narrow_to[i] {
@@ -263,6 +274,10 @@ fn latest_spec(expr: &Expr, input: &DFSchema) -> Result<Option<LatestSpec>> {
         ignore_nulls: params.null_treatment == Some(NullTreatment::IgnoreNulls),
         value_type,
         order_type,
+        order_column: match &order.expr {
+            Expr::Column(column) => Some(column.name.clone()),
+            _ => None,
+        },
     }))
 }
 

@@ -7,8 +7,10 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::kernels::cmp::lt;
 use arrow::compute::{filter_record_batch, is_null, not, or};
 use arrow::datatypes::{Field, Schema, SchemaRef, TimestampMillisecondType};
+use datafusion::common::Column;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
+use datafusion::functions_aggregate::expr_fn::last_value;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
@@ -472,12 +474,28 @@ fn stateful(
             input,
             output,
         } => {
-            let (key_exprs, key_schema, aggregates) = grouping(keys, aggregates, input, props)?;
+            let exprs = aggregates;
+            let (key_exprs, key_schema, mut aggregates) = grouping(keys, exprs, input, props)?;
             let time_index = input.as_arrow().index_of(time_column)?;
             let output = Arc::clone(output.inner());
             match *window {
                 WindowKind::Tumble { size_ms: size } | WindowKind::Hop { size_ms: size, .. } => {
                     let slide = window.pane_ms().unwrap_or(size);
+                    // Hop windows of latest values by event time collapse their panes
+                    // (see `panes::Collapsed`), with each key's latest row time kept by
+                    // a hidden last aggregate.
+                    let collapsed = slide < size && aggregates.all_latest_by(time_column);
+                    if collapsed {
+                        let (qualifier, field) =
+                            input.qualified_field_with_unqualified_name(time_column)?;
+                        let time = Expr::Column(Column::from((qualifier, field)));
+                        let mut with_time = exprs.to_vec();
+                        with_time.push(
+                            last_value(time.clone(), vec![time.sort(true, false)])
+                                .alias("__vigil_latest_row_time"),
+                        );
+                        aggregates = Aggregates::new(&with_time, input, props)?;
+                    }
                     Box::new(PaneWindows::new(
                         slide,
                         size,
@@ -487,6 +505,7 @@ fn stateful(
                         aggregates,
                         *window_position,
                         output,
+                        collapsed,
                     ))
                 }
                 WindowKind::Session { gap_ms } => Box::new(Sessions::new(

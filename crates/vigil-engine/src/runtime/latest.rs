@@ -22,7 +22,8 @@ use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -39,6 +40,9 @@ pub(crate) struct LatestSpec {
     pub(crate) value_type: DataType,
     /// Type of the ordering expression (BIGINT or a TIMESTAMP).
     pub(crate) order_type: DataType,
+    /// The ordering expression's column name, when it is a plain column (a window
+    /// operator can then tell whether the ordering is its own event time).
+    pub(crate) order_column: Option<String>,
 }
 
 impl LatestSpec {
@@ -57,6 +61,7 @@ impl LatestSpec {
                 | DataType::UInt16
                 | DataType::UInt8
                 | DataType::Utf8
+                | DataType::Timestamp(_, _)
         );
         value && matches!(order_type, DataType::Int64 | DataType::Timestamp(_, _))
     }
@@ -76,6 +81,18 @@ impl LatestSpec {
             DataType::UInt16 => Box::new(Latest::<Primitive<UInt16Type>>::new(spec)),
             DataType::UInt8 => Box::new(Latest::<Primitive<UInt8Type>>::new(spec)),
             DataType::Utf8 => Box::new(Latest::<Text>::new(spec)),
+            DataType::Timestamp(unit, _) => match unit {
+                TimeUnit::Second => Box::new(Latest::<Primitive<TimestampSecondType>>::new(spec)),
+                TimeUnit::Millisecond => {
+                    Box::new(Latest::<Primitive<TimestampMillisecondType>>::new(spec))
+                }
+                TimeUnit::Microsecond => {
+                    Box::new(Latest::<Primitive<TimestampMicrosecondType>>::new(spec))
+                }
+                TimeUnit::Nanosecond => {
+                    Box::new(Latest::<Primitive<TimestampNanosecondType>>::new(spec))
+                }
+            },
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "latest-value accumulator for {other}"
@@ -380,6 +397,7 @@ mod tests {
             ignore_nulls: true,
             value_type: DataType::Float64,
             order_type: DataType::Int64,
+            order_column: None,
         }
     }
 

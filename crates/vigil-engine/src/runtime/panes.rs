@@ -16,9 +16,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
-use arrow::compute::kernels::cmp::eq;
-use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::compute::kernels::boolean::{and, not};
+use arrow::compute::kernels::cmp::{eq, gt_eq};
+use arrow::compute::{cast, filter_record_batch, nullif};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMillisecondType};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
@@ -43,6 +45,26 @@ pub(crate) struct PaneWindows {
     queue: TwoStacks,
     /// The next pane to close: every window ending at or before its start is done.
     next_pane: Option<i64>,
+    /// Set for hop windows whose aggregates all keep the latest value by event time.
+    collapsed: Option<Collapsed>,
+}
+
+/// Hop windows over aggregates that all keep the value at the latest event time
+/// (`last_value(v ORDER BY t)`, t the window's time column), plus a hidden last
+/// aggregate that keeps each key's latest row time.
+///
+/// For those, the merge of *every* closed pane answers every window: a window
+/// `[start, end)` closes once every row before `end` is in a closed pane and no
+/// closed pane holds a row at or after `end`, so the latest closed value is the
+/// window's value if its time is at or after `start`, and no row of the window has
+/// a value otherwise. So one merged state per key replaces the window's sixty
+/// panes: a key costs one pane of state instead of one per slide, and a window
+/// costs one merge. Keys whose latest row is older than the window start can appear
+/// in no later window and are dropped.
+#[derive(Default)]
+struct Collapsed {
+    /// The merge of every closed pane, without keys that left the windows.
+    closed: Option<StateBatch>,
 }
 
 impl PaneWindows {
@@ -57,8 +79,10 @@ impl PaneWindows {
         aggregates: Aggregates,
         window_position: usize,
         output: SchemaRef,
+        collapsed: bool,
     ) -> PaneWindows {
         PaneWindows {
+            collapsed: collapsed.then(Collapsed::default),
             slide: slide_ms,
             panes_per_window: size_ms / slide_ms,
             time_index,
@@ -83,6 +107,11 @@ impl PaneWindows {
             .ok_or_else(|| EngineError::Internal("pane vanished".to_owned()))
     }
 
+    /// The closed state of collapsed hop windows.
+    fn closed(&self) -> Option<&StateBatch> {
+        self.collapsed.as_ref().and_then(|c| c.closed.as_ref())
+    }
+
     /// Emits the window whose last pane is `pane`, from `groups`' final values.
     fn emit(
         &self,
@@ -101,6 +130,65 @@ impl PaneWindows {
         let batch = assemble(&self.output, keys, Some(window), values, true)?;
         if batch.num_rows() > 0 {
             out.push(batch);
+        }
+        Ok(())
+    }
+}
+
+impl PaneWindows {
+    /// Closes `pane` in collapsed mode (see [`Collapsed`]): merges its groups into
+    /// the closed state, drops keys that left the windows, emits the window ending
+    /// with the pane.
+    fn close_collapsed(
+        &mut self,
+        pane: i64,
+        groups: Option<Groups>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let Some(collapsed) = self.collapsed.as_mut() else {
+            return Ok(());
+        };
+        let mut closed = collapsed.closed.take();
+        if let Some(groups) = groups {
+            let state = groups.freeze(&self.aggregates)?;
+            closed = Some(match closed {
+                None => state,
+                Some(old) => merged(&[&old, &state], &self.key_schema, &self.aggregates)?
+                    .freeze(&self.aggregates)?,
+            });
+        }
+        let Some(closed) = closed else {
+            return Ok(());
+        };
+        let start = (pane + 1 - self.panes_per_window) * self.slide;
+        let key_count = closed.key_count;
+        // Each aggregate's state is [value, time, is_set]; the hidden last one's
+        // time is the key's latest row.
+        let visible = self.aggregates.len() - 1;
+        let time_of = |i: usize| cast(closed.batch.column(key_count + 3 * i + 1), &DataType::Int64);
+        let start_scalar = Int64Array::new_scalar(start);
+        let keep = gt_eq(&time_of(visible)?, &start_scalar)?;
+        let kept = filter_record_batch(&closed.batch, &keep)?;
+        if kept.num_rows() == 0 {
+            return Ok(());
+        }
+        let kept = StateBatch {
+            batch: kept,
+            key_count,
+            widths: Arc::clone(&closed.widths),
+        };
+        let keys = kept.batch.columns()[..key_count].to_vec();
+        let mut values = Vec::with_capacity(visible);
+        for i in 0..visible {
+            let column = |j: usize| kept.batch.column(key_count + 3 * i + j);
+            let time = cast(column(1), &DataType::Int64)?;
+            let in_window = and(&gt_eq(&time, &start_scalar)?, column(2).as_boolean())?;
+            let value = nullif(column(0), &not(&in_window)?)?;
+            values.push(self.aggregates.finish(i, value)?);
+        }
+        self.emit(pane, keys, values, out)?;
+        if let Some(collapsed) = self.collapsed.as_mut() {
+            collapsed.closed = Some(kept);
         }
         Ok(())
     }
@@ -160,7 +248,9 @@ impl StatefulOperator for PaneWindows {
             return Ok(());
         };
         while pane < complete_below {
-            if self.queue.is_empty() {
+            let nothing_open =
+                self.queue.is_empty() && self.collapsed.as_ref().is_none_or(|c| c.closed.is_none());
+            if nothing_open {
                 // Nothing open: skip to the next pane with rows.
                 match self.live.first_key_value() {
                     Some((&p, _)) if p < complete_below => pane = pane.max(p),
@@ -176,6 +266,8 @@ impl StatefulOperator for PaneWindows {
                     let (keys, values) = groups.evaluate(&self.aggregates)?;
                     self.emit(pane, keys, values, out)?;
                 }
+            } else if self.collapsed.is_some() {
+                self.close_collapsed(pane, groups, out)?;
             } else {
                 if let Some(groups) = groups {
                     let state = groups.freeze(&self.aggregates)?;
@@ -199,11 +291,15 @@ impl StatefulOperator for PaneWindows {
     }
 
     fn state_bytes(&self) -> usize {
-        self.live.values().map(Groups::size).sum::<usize>() + self.queue.size()
+        self.live.values().map(Groups::size).sum::<usize>()
+            + self.queue.size()
+            + self.closed().map_or(0, StateBatch::size)
     }
 
     fn state_groups(&self) -> usize {
-        self.live.values().map(Groups::len).sum::<usize>() + self.queue.groups()
+        self.live.values().map(Groups::len).sum::<usize>()
+            + self.queue.groups()
+            + self.closed().map_or(0, StateBatch::rows)
     }
 
     fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
@@ -222,6 +318,9 @@ impl StatefulOperator for PaneWindows {
         }
         if let Some(total) = &self.queue.back_total {
             parts.push(total.to_part(BACK_TOTAL, 0)?);
+        }
+        if let Some(closed) = self.collapsed.as_ref().and_then(|c| c.closed.as_ref()) {
+            parts.push(closed.to_part(CLOSED, 0)?);
         }
         Ok(parts)
     }
@@ -244,6 +343,11 @@ impl StatefulOperator for PaneWindows {
                 FRONT => self.queue.front.push((tag, state)),
                 BACK => self.queue.back.push((tag, state)),
                 BACK_TOTAL => self.queue.back_total = Some(state),
+                CLOSED if self.collapsed.is_some() => {
+                    self.collapsed = Some(Collapsed {
+                        closed: Some(state),
+                    });
+                }
                 other => {
                     return Err(EngineError::Checkpoint(format!(
                         "a window operator has no state part {other:?}"
@@ -261,6 +365,7 @@ const LIVE: &str = "live";
 const FRONT: &str = "front";
 const BACK: &str = "back";
 const BACK_TOTAL: &str = "back_total";
+const CLOSED: &str = "closed";
 
 /// A one-row part that only carries its tag (the operator's position in time).
 fn position_batch() -> Result<RecordBatch> {

@@ -54,6 +54,15 @@ fn queries() -> Vec<(&'static str, String)> {
             windowed("session(observed_at, INTERVAL '1' MINUTE)"),
         ),
         (
+            "hop of latest values",
+            format!(
+                "{}{sink}INSERT INTO out SELECT patient_id, window_end,
+  last_value(x ORDER BY observed_at) AS x, last_value(o2 ORDER BY observed_at) IGNORE NULLS AS o2
+FROM readings GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);",
+                source()
+            ),
+        ),
+        (
             "global hop",
             format!(
                 "{}{sink}INSERT INTO out SELECT window_end, {AGGREGATES} FROM readings GROUP BY hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '3' MINUTE);",

@@ -346,6 +346,64 @@ CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json');
     }
 }
 
+/// Hop windows whose aggregates are all latest values by event time keep one merged
+/// state instead of a state per pane. Adding any other aggregate (count) turns that
+/// off, so the same query with and without it must pick the same values: keys that
+/// fall silent leave the windows, come back, send rows whose values are all NULL,
+/// with IGNORE NULLS and without, keyed and global.
+#[test]
+fn collapsed_hop_windows_equal_pane_by_pane_ones() {
+    let mut rows = Vec::new();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 0..600_i64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let patient = ["a", "b", "c"][(state % 3) as usize];
+        // b falls silent between minutes 4 and 11; c only ever sends NULLs after
+        // minute 6.
+        let t = i * 2 + (state >> 8) as i64 % 2;
+        if patient == "b" && (240..660).contains(&t) {
+            continue;
+        }
+        let x = if (patient == "c" && t > 360) || (state >> 16) % 5 == 0 {
+            "null".to_owned()
+        } else {
+            format!("{}", (state >> 20) % 100)
+        };
+        rows.push(format!(
+            r#"{{"patient_id":"{patient}","observed_at":{},"x":{x}}}"#,
+            at(t)
+        ));
+    }
+    let input = rows.join("\n");
+    let picks = "last_value(x ORDER BY observed_at) AS latest,
+  last_value(x ORDER BY observed_at) IGNORE NULLS AS known";
+    for (keys, group) in [("patient_id, ", "patient_id, "), ("", "")] {
+        let query = |extra: &str| {
+            plan(&format!(
+                "{}INSERT INTO out SELECT {keys}window_end, {picks}{extra} FROM readings
+GROUP BY {group}hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);",
+                source("10", "")
+            ))
+        };
+        let strip = |lines: &[String]| -> Vec<Value> {
+            json(lines)
+                .into_iter()
+                .map(|mut v| {
+                    v.as_object_mut().expect("object").remove("n");
+                    v
+                })
+                .collect()
+        };
+        let collapsed = run(&query(""), &[("readings", &input)], 16);
+        let panes = run(&query(", count(*) AS n"), &[("readings", &input)], 16);
+        let (got, expected) = (strip(collapsed.out("out")), strip(panes.out("out")));
+        assert!(expected.len() > 20, "{keys}: too little output");
+        assert_eq!(got, expected, "keys: {keys:?}");
+    }
+}
+
 #[test]
 fn global_windows_without_keys() {
     let p = plan(&format!(
