@@ -366,7 +366,7 @@ fn collapsed_hop_windows_equal_pane_by_pane_ones() {
         if patient == "b" && (240..660).contains(&t) {
             continue;
         }
-        let x = if (patient == "c" && t > 360) || (state >> 16) % 5 == 0 {
+        let x = if (patient == "c" && t > 360) || (state >> 16).is_multiple_of(5) {
             "null".to_owned()
         } else {
             format!("{}", (state >> 20) % 100)
