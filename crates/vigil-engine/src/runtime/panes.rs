@@ -153,8 +153,13 @@ impl PaneWindows {
             let state = groups.freeze(&self.aggregates)?;
             closed = Some(match closed {
                 None => state,
-                Some(old) => merged(&[&old, &state], &self.key_schema, &self.aggregates)?
-                    .freeze(&self.aggregates)?,
+                Some(old) => {
+                    let groups = merged(&[&old, &state], &self.key_schema, &self.aggregates)?;
+                    // Free both inputs before freezing: at a million keys each is
+                    // a hundred megabytes or more.
+                    drop((old, state));
+                    groups.freeze(&self.aggregates)?
+                }
             });
         }
         let Some(closed) = closed else {
@@ -168,15 +173,19 @@ impl PaneWindows {
         let time_of = |i: usize| cast(closed.batch.column(key_count + 3 * i + 1), &DataType::Int64);
         let start_scalar = Int64Array::new_scalar(start);
         let keep = gt_eq(&time_of(visible)?, &start_scalar)?;
-        let kept = filter_record_batch(&closed.batch, &keep)?;
-        if kept.num_rows() == 0 {
+        let kept = if keep.true_count() == keep.len() {
+            closed
+        } else {
+            let batch = filter_record_batch(&closed.batch, &keep)?;
+            StateBatch {
+                batch,
+                key_count,
+                widths: Arc::clone(&closed.widths),
+            }
+        };
+        if kept.rows() == 0 {
             return Ok(());
         }
-        let kept = StateBatch {
-            batch: kept,
-            key_count,
-            widths: Arc::clone(&closed.widths),
-        };
         let keys = kept.batch.columns()[..key_count].to_vec();
         let mut values = Vec::with_capacity(visible);
         for i in 0..visible {

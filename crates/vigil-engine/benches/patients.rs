@@ -1,0 +1,157 @@
+//! Memory at scale: the NEWS2-per-patient pipeline (latest value of each vital within
+//! the last hour, scored every minute: a 1-hour window hopping every minute) over a
+//! large cohort, reporting operator state per patient and the process's peak RSS.
+//!
+//! `cargo bench -p vigil-engine --bench patients` (1M patients; set
+//! `VIGIL_BENCH_PATIENTS` for another size). Readings are generated batch by batch,
+//! so the input never sits in memory: what the peak RSS holds beyond the baseline
+//! is the engine's state, one batch in flight and the allocator's slack.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use vigil_engine::plan::Pipeline;
+use vigil_engine::runtime::{Emitted, JobRunner};
+
+/// One reading per patient every this many seconds.
+const EVERY_S: i64 = 60;
+/// Minutes of data: past the hour, so every window is full.
+const MINUTES: i64 = 75;
+const BATCH: usize = 8192;
+const BASE_MS: i64 = 1_795_507_200_000;
+
+const PIPELINE: &str = "CREATE TABLE vitals (
+  patient_id TEXT NOT NULL, observed_at TIMESTAMP NOT NULL,
+  resp_rate DOUBLE, spo2 DOUBLE, on_oxygen BOOLEAN, systolic_bp DOUBLE,
+  heart_rate DOUBLE, consciousness TEXT, temperature DOUBLE,
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '5' SECOND
+) WITH (connector = 'kafka', topic = 'vitals', format = 'json');
+CREATE TABLE scores WITH (connector = 'kafka', topic = 'scores', format = 'json');
+CREATE VIEW latest AS SELECT patient_id, window_end,
+  last_value(resp_rate ORDER BY observed_at) IGNORE NULLS AS resp_rate,
+  last_value(spo2 ORDER BY observed_at) IGNORE NULLS AS spo2,
+  last_value(on_oxygen ORDER BY observed_at) IGNORE NULLS AS on_oxygen,
+  last_value(systolic_bp ORDER BY observed_at) IGNORE NULLS AS systolic_bp,
+  last_value(heart_rate ORDER BY observed_at) IGNORE NULLS AS heart_rate,
+  last_value(consciousness ORDER BY observed_at) IGNORE NULLS AS consciousness,
+  last_value(temperature ORDER BY observed_at) IGNORE NULLS AS temperature
+FROM vitals GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '1' HOUR);
+INSERT INTO scores SELECT patient_id, window_end,
+  news2(resp_rate, spo2, 1, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS news2
+FROM latest;";
+
+/// A `/proc/self/status` figure in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Readings of patients `from..to` at `minute`: heart rate and SpO2 every time,
+/// the rest of the chart now and then (NULL otherwise).
+fn batch(schema: &arrow::datatypes::SchemaRef, minute: i64, from: usize, to: usize) -> RecordBatch {
+    let n = to - from;
+    let t = |p: usize| BASE_MS + minute * EVERY_S * 1000 + (p as i64 * 37) % (EVERY_S * 1000);
+    let sparse = |p: usize, every: i64, v: f64| ((minute + p as i64) % every == 0).then_some(v);
+    let ids = (from..to).map(|p| format!("p-{p:07}"));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(ids)),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values((from..to).map(t)).with_timezone("UTC"),
+        ),
+        Arc::new(Float64Array::from_iter(
+            (from..to).map(|p| sparse(p, 5, 18.0)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            (from..to).map(|p| 94.0 + (p % 5) as f64),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            (from..to).map(|p| sparse(p, 15, 0.0).map(|_| false)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            (from..to).map(|p| sparse(p, 30, 118.0)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            (from..to).map(|p| 70.0 + (p % 40) as f64),
+        )),
+        Arc::new(StringArray::from_iter(
+            (from..to).map(|p| sparse(p, 60, 0.0).map(|_| "A")),
+        )),
+        Arc::new(Float64Array::from_iter(
+            (from..to).map(|p| sparse(p, 60, 37.1)),
+        )),
+    ];
+    debug_assert_eq!(cols[0].len(), n);
+    RecordBatch::try_new(Arc::clone(schema), cols).expect("batch")
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let patients: usize = std::env::var("VIGIL_BENCH_PATIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let p = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan(PIPELINE))
+        .expect("plan");
+    let job = &p.jobs[0];
+    let schema = Arc::clone(&job.source.schema);
+    let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
+    let baseline = status_bytes("VmRSS");
+    let started = Instant::now();
+    let (mut events, mut rows_out, mut peak_state) = (0u64, 0u64, 0usize);
+    for minute in 0..MINUTES {
+        let mut from = 0;
+        while from < patients {
+            let to = (from + BATCH).min(patients);
+            let b = batch(&schema, minute, from, to);
+            let max = BASE_MS + minute * EVERY_S * 1000 + (EVERY_S * 1000 - 1);
+            let mut out = Emitted::default();
+            runner.process(0, b, &mut out).expect("process");
+            events += (to - from) as u64;
+            // Readings arrive in patient order within a minute, so the watermark
+            // moves a minute at a time: at each minute's end.
+            if to == patients {
+                runner.advance(max - 5_000, &mut out).expect("advance");
+            }
+            rows_out += out.rows.iter().map(|r| r.num_rows() as u64).sum::<u64>();
+            from = to;
+        }
+        peak_state = peak_state.max(runner.state_bytes());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let hwm = status_bytes("VmHWM");
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("patients:            {patients}");
+    println!(
+        "events:              {events} ({MINUTES} minutes, one reading per patient per minute)"
+    );
+    println!("rows out:            {rows_out}");
+    println!(
+        "throughput:          {:.2} M events/s (generation included)",
+        events as f64 / elapsed / 1e6
+    );
+    println!(
+        "peak operator state: {:.1} MiB = {} B/patient",
+        mib(peak_state as u64),
+        peak_state / patients.max(1)
+    );
+    println!("RSS baseline:        {:.1} MiB", mib(baseline));
+    println!(
+        "peak RSS:            {:.1} MiB ({:.1} MiB above baseline = {} B/patient)",
+        mib(hwm),
+        mib(hwm.saturating_sub(baseline)),
+        hwm.saturating_sub(baseline) / patients.max(1) as u64
+    );
+}
