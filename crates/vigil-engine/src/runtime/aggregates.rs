@@ -18,7 +18,7 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::checkpoint::tagged;
-use super::latest::LatestSpec;
+use super::latest::{LatestSpec, PickColumn};
 use crate::error::{EngineError, Result};
 
 /// The aggregate expressions of one GROUP BY, in physical form.
@@ -209,6 +209,32 @@ impl Aggregates {
     /// Number of state columns of aggregate `i`.
     pub(crate) fn state_width(&self, i: usize) -> usize {
         self.state_widths[i]
+    }
+
+    /// Columns of vigil's latest-value accumulator, one per aggregate, if every
+    /// aggregate is a latest (or earliest) value by a time ordering; `None`
+    /// otherwise.
+    pub(crate) fn pick_columns(&self) -> Result<Option<Vec<Box<dyn PickColumn>>>> {
+        if self.latest.is_empty() || self.latest.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.latest
+                .iter()
+                .flatten()
+                .map(|l| Ok(l.column()?))
+                .collect::<Result<_>>()?,
+        ))
+    }
+
+    /// The evaluated inputs (arguments, then ordering) of aggregate `i`, and its
+    /// FILTER.
+    pub(crate) fn input_of<'a>(
+        &self,
+        inputs: &'a Inputs,
+        i: usize,
+    ) -> (&'a [ArrayRef], Option<&'a BooleanArray>) {
+        (&inputs.values[i], inputs.filters[i].as_ref())
     }
 
     /// Whether every aggregate keeps the value at the greatest `column` (e.g.

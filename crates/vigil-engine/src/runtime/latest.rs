@@ -68,9 +68,16 @@ impl LatestSpec {
 
     /// A fresh grouped accumulator.
     pub(crate) fn accumulator(&self) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self.column()?.into_accumulator())
+    }
+
+    /// A fresh grouped accumulator that can also be read without being consumed.
+    pub(crate) fn column(&self) -> Result<Box<dyn PickColumn>> {
         let spec = self.clone();
         Ok(match &self.value_type {
-            DataType::Float64 => Box::new(Latest::<Primitive<Float64Type>>::new(spec)),
+            DataType::Float64 => {
+                Box::new(Latest::<Primitive<Float64Type>>::new(spec)) as Box<dyn PickColumn>
+            }
             DataType::Float32 => Box::new(Latest::<Primitive<Float32Type>>::new(spec)),
             DataType::Int64 => Box::new(Latest::<Primitive<Int64Type>>::new(spec)),
             DataType::Int32 => Box::new(Latest::<Primitive<Int32Type>>::new(spec)),
@@ -102,9 +109,27 @@ impl LatestSpec {
     }
 }
 
+/// A latest-value accumulator whose groups can be read and cleared one by one, for
+/// operators that emit some groups and keep all of them (updating aggregates):
+/// DataFusion's `evaluate`/`state` hand over every group at once and consume it.
+pub(crate) trait PickColumn: GroupsAccumulator {
+    /// The picked values of `groups` (NULL where unset), state untouched.
+    fn values_at(&self, groups: &[usize]) -> Result<ArrayRef>;
+    /// The state (`[value, ordering, is_set]`) of `groups`, untouched.
+    fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>>;
+    /// Forgets `group`, so that its slot can serve a new group.
+    fn clear(&mut self, group: usize);
+    /// As a plain grouped accumulator.
+    fn into_accumulator(self: Box<Self>) -> Box<dyn GroupsAccumulator>;
+}
+
 /// Storage of the picked values, one slot per group, NULL allowed.
 trait Slots: Default + Send {
     fn resize(&mut self, groups: usize);
+    /// The values of `groups`, NULL where unset or `set(group)` is false.
+    fn values_at(&self, groups: &[usize], set: &dyn Fn(usize) -> bool, ty: &DataType) -> ArrayRef;
+    /// Empties slot `group`.
+    fn clear(&mut self, group: usize);
     /// Copies `values[row]` into slot `group`, for each pair.
     fn assign(&mut self, values: &ArrayRef, picks: &[(usize, usize)]) -> Result<()>;
     /// The first `n` slots as an array (NULL where `unset`), removed from storage.
@@ -133,6 +158,18 @@ impl<T: ArrowPrimitiveType> Slots for Primitive<T> {
             self.values.resize(groups, T::Native::default());
             self.valid.append_n(groups - self.valid.len(), false);
         }
+    }
+
+    fn values_at(&self, groups: &[usize], set: &dyn Fn(usize) -> bool, ty: &DataType) -> ArrayRef {
+        let array: PrimitiveArray<T> = groups
+            .iter()
+            .map(|&g| (set(g) && self.valid.get_bit(g)).then(|| self.values[g]))
+            .collect();
+        Arc::new(array.with_data_type(ty.clone()))
+    }
+
+    fn clear(&mut self, group: usize) {
+        self.valid.set_bit(group, false);
     }
 
     fn assign(&mut self, values: &ArrayRef, picks: &[(usize, usize)]) -> Result<()> {
@@ -172,6 +209,20 @@ impl Slots for Text {
     fn resize(&mut self, groups: usize) {
         if groups > self.values.len() {
             self.values.resize(groups, None);
+        }
+    }
+
+    fn values_at(&self, groups: &[usize], set: &dyn Fn(usize) -> bool, _ty: &DataType) -> ArrayRef {
+        let array: StringArray = groups
+            .iter()
+            .map(|&g| self.values[g].as_deref().filter(|_| set(g)))
+            .collect();
+        Arc::new(array)
+    }
+
+    fn clear(&mut self, group: usize) {
+        if let Some(old) = self.values[group].take() {
+            self.bytes -= old.len();
         }
     }
 
@@ -298,6 +349,40 @@ impl<S: Slots> Latest<S> {
         let orders: ArrayRef = Arc::new(PrimitiveArray::<Int64Type>::new(orders.into(), None));
         let orders = cast(&orders, &self.spec.order_type)?;
         Ok((values, orders, BooleanArray::new(set, None)))
+    }
+}
+
+impl<S: Slots + 'static> PickColumn for Latest<S> {
+    fn values_at(&self, groups: &[usize]) -> Result<ArrayRef> {
+        let set = |g: usize| self.is_set.get_bit(g);
+        Ok(self.slots.values_at(groups, &set, &self.spec.value_type))
+    }
+
+    fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        let values = self.values_at(groups)?;
+        let orders: ArrayRef = Arc::new(PrimitiveArray::<Int64Type>::from_iter_values(
+            groups.iter().map(|&g| self.orders[g]),
+        ));
+        let is_set: BooleanArray = groups
+            .iter()
+            .map(|&g| Some(self.is_set.get_bit(g)))
+            .collect();
+        Ok(vec![
+            values,
+            cast(&orders, &self.spec.order_type)?,
+            Arc::new(is_set),
+        ])
+    }
+
+    fn clear(&mut self, group: usize) {
+        if group < self.orders.len() {
+            self.is_set.set_bit(group, false);
+            self.slots.clear(group);
+        }
+    }
+
+    fn into_accumulator(self: Box<Self>) -> Box<dyn GroupsAccumulator> {
+        self
     }
 }
 

@@ -17,8 +17,9 @@ use super::aggregates::{
     Aggregates, accumulators_from, evaluate, key_converter, states_of, update_all, values_of,
 };
 use super::checkpoint::KeyedPart;
+use super::latest::PickColumn;
 use super::output::assemble;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 struct Group {
     key: Box<[u8]>,
@@ -39,6 +40,11 @@ pub(crate) struct Updating {
     free: Vec<usize>,
     /// No group expires before this watermark (a lower bound).
     next_expiry: i64,
+    /// When every aggregate is a latest value by time: one column accumulator per
+    /// aggregate over every group (indexed by slot), read without being consumed,
+    /// instead of row-wise accumulators per group (a few bytes a group instead of a
+    /// few hundred, and vectorised updates).
+    picks: Option<Vec<Box<dyn PickColumn>>>,
 }
 
 impl Updating {
@@ -52,7 +58,9 @@ impl Updating {
         ttl_ms: Option<i64>,
     ) -> Result<Updating> {
         let converter = key_converter(key_schema)?;
+        let picks = aggregates.pick_columns()?;
         Ok(Updating {
+            picks,
             keys,
             converter,
             aggregates,
@@ -71,7 +79,11 @@ impl Updating {
         }
         let group = Group {
             key: Box::from(key),
-            accumulators: self.aggregates.accumulators()?,
+            accumulators: if self.picks.is_some() {
+                Vec::new()
+            } else {
+                self.aggregates.accumulators()?
+            },
             last_seen: i64::MIN,
         };
         let g = match self.free.pop() {
@@ -86,6 +98,96 @@ impl Updating {
         };
         self.index.insert(Box::from(key), g);
         Ok(g)
+    }
+}
+
+impl Updating {
+    /// Marks group `g` updated by a batch whose latest event time is `batch_time`.
+    fn touch(&mut self, g: usize, batch_time: Option<i64>) {
+        let (Some(Some(group)), Some(latest)) = (self.groups.get_mut(g), batch_time) else {
+            return;
+        };
+        group.last_seen = group.last_seen.max(latest);
+        if let Some(ttl) = self.ttl_ms {
+            self.next_expiry = self.next_expiry.min(group.last_seen.saturating_add(ttl));
+        }
+    }
+
+    /// Key columns of groups (by slot), none without keys.
+    fn key_columns(&self, slots: &[usize]) -> Result<Vec<ArrayRef>> {
+        if self.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parser = self.converter.parser();
+        let keys = slots
+            .iter()
+            .filter_map(|&g| self.groups.get(g).and_then(Option::as_ref))
+            .map(|group| parser.parse(&group.key));
+        Ok(self.converter.convert_rows(keys)?)
+    }
+
+    /// `restore` with pick columns: every row's state merged into its group's slot.
+    fn restore_picks(&mut self, part: &KeyedPart) -> Result<()> {
+        let rows = part.times[0].len();
+        let mut slots = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let g = self.group_of(part.key(row))?;
+            if let Some(Some(group)) = self.groups.get_mut(g) {
+                group.last_seen = part.times[0].value(row);
+            }
+            if let (Some(ttl), Some(Some(group))) = (self.ttl_ms, self.groups.get(g)) {
+                self.next_expiry = self.next_expiry.min(group.last_seen.saturating_add(ttl));
+            }
+            slots.push(g);
+        }
+        let total = self.groups.len();
+        let mut states = part.states.as_slice();
+        for (i, column) in self.picks.iter_mut().flatten().enumerate() {
+            let width = self.aggregates.state_width(i);
+            if states.len() < width {
+                return Err(EngineError::Checkpoint(
+                    "a state part has too few columns for this job's aggregates".to_owned(),
+                ));
+            }
+            let (mine, rest) = states.split_at(width);
+            column.merge_batch(mine, &slots, total)?;
+            states = rest;
+        }
+        Ok(())
+    }
+
+    /// `process` with pick columns: update them for the rows' groups, emit the
+    /// changed groups in key order.
+    fn process_picks(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &[usize],
+        batch_time: Option<i64>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let inputs = self.aggregates.inputs(batch)?;
+        let total = self.groups.len();
+        if let Some(picks) = self.picks.as_mut() {
+            for (i, column) in picks.iter_mut().enumerate() {
+                let (values, filter) = self.aggregates.input_of(&inputs, i);
+                column.update_batch(values, ids, filter, total)?;
+            }
+        }
+        let mut changed = ids.to_vec();
+        changed.sort_unstable();
+        changed.dedup();
+        for &g in &changed {
+            self.touch(g, batch_time);
+        }
+        let key_of = |g: usize| self.groups.get(g).and_then(Option::as_ref).map(|x| &x.key);
+        changed.sort_by(|&a, &b| key_of(a).cmp(&key_of(b)));
+        let keys = self.key_columns(&changed)?;
+        let mut values = Vec::with_capacity(self.aggregates.len());
+        for (i, column) in self.picks.iter().flatten().enumerate() {
+            values.push(self.aggregates.finish(i, column.values_at(&changed)?)?);
+        }
+        out.push(assemble(&self.output, keys, None, values, false)?);
+        Ok(())
     }
 }
 
@@ -110,6 +212,9 @@ impl StatefulOperator for Updating {
             for row in rows.iter() {
                 ids.push(self.group_of(row.as_ref())?);
             }
+        }
+        if self.picks.is_some() {
+            return self.process_picks(batch, &ids, batch_time, out);
         }
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&i| ids[i as usize]);
@@ -184,6 +289,9 @@ impl StatefulOperator for Updating {
                 self.index.remove(&group.key);
                 *slot = None;
                 self.free.push(g);
+                for column in self.picks.iter_mut().flatten() {
+                    column.clear(g);
+                }
             } else {
                 next = next.min(expiry);
             }
@@ -193,11 +301,16 @@ impl StatefulOperator for Updating {
     }
 
     fn state_bytes(&self) -> usize {
-        self.groups
-            .iter()
-            .flatten()
-            .map(|g| 2 * g.key.len() + 24 + g.accumulators.iter().map(|a| a.size()).sum::<usize>())
-            .sum()
+        let columns: usize = self.picks.iter().flatten().map(|c| c.size()).sum();
+        columns
+            + self
+                .groups
+                .iter()
+                .flatten()
+                .map(|g| {
+                    2 * g.key.len() + 24 + g.accumulators.iter().map(|a| a.size()).sum::<usize>()
+                })
+                .sum::<usize>()
     }
 
     fn state_groups(&self) -> usize {
@@ -205,6 +318,30 @@ impl StatefulOperator for Updating {
     }
 
     fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        if let Some(picks) = &self.picks {
+            let slots: Vec<usize> = (0..self.groups.len())
+                .filter(|&g| self.groups[g].is_some())
+                .collect();
+            if slots.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut states = Vec::new();
+            for column in picks {
+                states.extend(column.state_at(&slots)?);
+            }
+            let last_seen = Int64Array::from_iter_values(
+                slots
+                    .iter()
+                    .filter_map(|&g| self.groups[g].as_ref().map(|x| x.last_seen)),
+            );
+            let keys = self.key_columns(&slots)?;
+            return Ok(vec![KeyedPart::write(
+                GROUPS,
+                keys,
+                vec![last_seen],
+                states,
+            )?]);
+        }
         let this = *self;
         let mut groups: Vec<Group> = this.groups.into_iter().flatten().collect();
         let Some(states) = states_of(
@@ -234,6 +371,10 @@ impl StatefulOperator for Updating {
         for part in parts {
             let part_state = KeyedPart::read(part, GROUPS, &self.converter, self.keys.len(), 1)?;
             let last_seen = &part_state.times[0];
+            if self.picks.is_some() {
+                self.restore_picks(&part_state)?;
+                continue;
+            }
             for row in 0..part.num_rows() {
                 let g = self.group_of(part_state.key(row))?;
                 let accumulators = accumulators_from(&self.aggregates, &part_state.states, row)?;

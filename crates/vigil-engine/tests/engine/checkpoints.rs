@@ -70,6 +70,16 @@ FROM readings GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVA
             ),
         ),
         (
+            "updating latest values",
+            format!(
+                "{}{sink}INSERT INTO out SELECT patient_id,
+  last_value(x ORDER BY observed_at) AS x, last_value(o2 ORDER BY observed_at) IGNORE NULLS AS o2,
+  first_value(ward ORDER BY observed_at) AS first_ward
+FROM readings GROUP BY patient_id;",
+                source()
+            ),
+        ),
+        (
             "updating",
             format!(
                 "{}{sink}INSERT INTO out SELECT patient_id, {AGGREGATES} FROM readings GROUP BY patient_id;",

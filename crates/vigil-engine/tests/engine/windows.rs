@@ -404,6 +404,69 @@ GROUP BY {group}hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);",
     }
 }
 
+/// Updating aggregates of latest values only keep column accumulators over every
+/// group instead of row-wise ones per group. Adding count(*) turns that off, so the
+/// picks must be the same either way, through expiry and a new key taking an
+/// expired key's slot with only NULL values.
+#[test]
+fn updating_latest_values_equal_row_wise_ones() {
+    let row = |p: &str, s: i64, x: &str| {
+        format!(r#"{{"patient_id":"{p}","observed_at":{},"x":{x}}}"#, at(s))
+    };
+    let input = [
+        row("a", 0, "1"),
+        row("b", 10, "2"),
+        row("a", 20, "null"),
+        row("b", 15, "3"),     // older than b's latest: not picked by last_value
+        row("c", 700, "4"),    // watermark 700: a and b (last seen by 20) expired at 620
+        row("d", 701, "null"), // takes an expired slot; has no value
+        row("a", 702, "null"), // back, with no value
+        row("b", 703, "5"),
+    ]
+    .join("\n");
+    let picks = "last_value(x ORDER BY observed_at) AS latest,
+  last_value(x ORDER BY observed_at) IGNORE NULLS AS known,
+  first_value(x ORDER BY observed_at) IGNORE NULLS AS first_known";
+    let query = |extra: &str| {
+        plan(&format!(
+            "{}CREATE TABLE totals WITH (connector = 'file', path = '-', format = 'json', state_ttl = '10 minutes');
+INSERT INTO totals SELECT patient_id, {picks}{extra} FROM readings GROUP BY patient_id;",
+            source("0", "")
+        ))
+    };
+    for batch_size in [1, 3] {
+        let strip = |lines: &[String]| -> Vec<Value> {
+            json(lines)
+                .into_iter()
+                .map(|mut v| {
+                    v.as_object_mut().expect("object").remove("n");
+                    v
+                })
+                .collect()
+        };
+        let picked = run(&query(""), &[("readings", &input)], batch_size);
+        let row_wise = run(
+            &query(", count(*) AS n"),
+            &[("readings", &input)],
+            batch_size,
+        );
+        let (got, expected) = (strip(picked.out("totals")), strip(row_wise.out("totals")));
+        assert!(expected.len() >= 6, "too little output");
+        assert_eq!(got, expected, "batch size {batch_size}");
+    }
+    // And what the picks are, batch by batch of one.
+    let r = run(&query(""), &[("readings", &input)], 1);
+    let last = json(r.out("totals"));
+    let d = last.iter().find(|v| v["patient_id"] == "d").expect("d");
+    assert_eq!(
+        d["known"],
+        Value::Null,
+        "d inherits nothing from an expired key"
+    );
+    let a = last.iter().rfind(|v| v["patient_id"] == "a").expect("a");
+    assert_eq!(a["known"], Value::Null, "a's old value expired with it");
+}
+
 #[test]
 fn global_windows_without_keys() {
     let p = plan(&format!(
