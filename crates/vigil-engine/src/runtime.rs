@@ -11,6 +11,7 @@
 
 mod aggregates;
 pub mod checkpoint;
+mod collapsed;
 mod job;
 mod latest;
 mod output;

@@ -506,7 +506,7 @@ fn stateful(
                         *window_position,
                         output,
                         collapsed,
-                    ))
+                    )?)
                 }
                 WindowKind::Session { gap_ms } => Box::new(Sessions::new(
                     gap_ms,

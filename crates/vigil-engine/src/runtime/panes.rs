@@ -16,16 +16,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
-use arrow::compute::kernels::boolean::{and, not};
-use arrow::compute::kernels::cmp::{eq, gt_eq};
-use arrow::compute::{cast, filter_record_batch, nullif};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMillisecondType};
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::compute::kernels::cmp::eq;
+use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
 use super::aggregates::{Aggregates, Groups, StateBatch, evaluate, state_columns};
 use super::checkpoint::{tag_of, tagged};
+use super::collapsed::Collapsed;
 use super::output::{WindowColumn, assemble};
 use crate::error::{EngineError, Result};
 
@@ -45,26 +44,9 @@ pub(crate) struct PaneWindows {
     queue: TwoStacks,
     /// The next pane to close: every window ending at or before its start is done.
     next_pane: Option<i64>,
-    /// Set for hop windows whose aggregates all keep the latest value by event time.
+    /// Set for hop windows whose aggregates all keep the latest value by event
+    /// time: their merged state replaces the queue of panes.
     collapsed: Option<Collapsed>,
-}
-
-/// Hop windows over aggregates that all keep the value at the latest event time
-/// (`last_value(v ORDER BY t)`, t the window's time column), plus a hidden last
-/// aggregate that keeps each key's latest row time.
-///
-/// For those, the merge of *every* closed pane answers every window: a window
-/// `[start, end)` closes once every row before `end` is in a closed pane and no
-/// closed pane holds a row at or after `end`, so the latest closed value is the
-/// window's value if its time is at or after `start`, and no row of the window has
-/// a value otherwise. So one merged state per key replaces the window's sixty
-/// panes: a key costs one pane of state instead of one per slide, and a window
-/// costs one merge. Keys whose latest row is older than the window start can appear
-/// in no later window and are dropped.
-#[derive(Default)]
-struct Collapsed {
-    /// The merge of every closed pane, without keys that left the windows.
-    closed: Option<StateBatch>,
 }
 
 impl PaneWindows {
@@ -80,9 +62,14 @@ impl PaneWindows {
         window_position: usize,
         output: SchemaRef,
         collapsed: bool,
-    ) -> PaneWindows {
-        PaneWindows {
-            collapsed: collapsed.then(Collapsed::default),
+    ) -> Result<PaneWindows> {
+        let collapsed = if collapsed {
+            Collapsed::new(&key_schema, &aggregates)?
+        } else {
+            None
+        };
+        Ok(PaneWindows {
+            collapsed,
             slide: slide_ms,
             panes_per_window: size_ms / slide_ms,
             time_index,
@@ -94,7 +81,7 @@ impl PaneWindows {
             live: BTreeMap::new(),
             queue: TwoStacks::default(),
             next_pane: None,
-        }
+        })
     }
 
     fn pane_groups(&mut self, pane: i64) -> Result<&mut Groups> {
@@ -107,17 +94,13 @@ impl PaneWindows {
             .ok_or_else(|| EngineError::Internal("pane vanished".to_owned()))
     }
 
-    /// The closed state of collapsed hop windows.
-    fn closed(&self) -> Option<&StateBatch> {
-        self.collapsed.as_ref().and_then(|c| c.closed.as_ref())
-    }
-
     /// Emits the window whose last pane is `pane`, from `groups`' final values.
     fn emit(
         &self,
         pane: i64,
         keys: Vec<ArrayRef>,
         values: Vec<ArrayRef>,
+        sort: bool,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let end = (pane + 1) * self.slide;
@@ -127,7 +110,7 @@ impl PaneWindows {
             .or_else(|| values.first())
             .map_or(0, |c| c.len());
         let window = WindowColumn::constant(self.window_position, rows, start, end);
-        let batch = assemble(&self.output, keys, Some(window), values, true)?;
+        let batch = assemble(&self.output, keys, Some(window), values, sort)?;
         if batch.num_rows() > 0 {
             out.push(batch);
         }
@@ -137,8 +120,7 @@ impl PaneWindows {
 
 impl PaneWindows {
     /// Closes `pane` in collapsed mode (see [`Collapsed`]): merges its groups into
-    /// the closed state, drops keys that left the windows, emits the window ending
-    /// with the pane.
+    /// the merged state and emits the window ending with the pane.
     fn close_collapsed(
         &mut self,
         pane: i64,
@@ -148,56 +130,12 @@ impl PaneWindows {
         let Some(collapsed) = self.collapsed.as_mut() else {
             return Ok(());
         };
-        let mut closed = collapsed.closed.take();
         if let Some(groups) = groups {
-            let state = groups.freeze(&self.aggregates)?;
-            closed = Some(match closed {
-                None => state,
-                Some(old) => {
-                    let groups = merged(&[&old, &state], &self.key_schema, &self.aggregates)?;
-                    // Free both inputs before freezing: at a million keys each is
-                    // a hundred megabytes or more.
-                    drop((old, state));
-                    groups.freeze(&self.aggregates)?
-                }
-            });
+            collapsed.absorb(&groups.freeze(&self.aggregates)?, &self.aggregates)?;
         }
-        let Some(closed) = closed else {
-            return Ok(());
-        };
         let start = (pane + 1 - self.panes_per_window) * self.slide;
-        let key_count = closed.key_count;
-        // Each aggregate's state is [value, time, is_set]; the hidden last one's
-        // time is the key's latest row.
-        let visible = self.aggregates.len() - 1;
-        let time_of = |i: usize| cast(closed.batch.column(key_count + 3 * i + 1), &DataType::Int64);
-        let start_scalar = Int64Array::new_scalar(start);
-        let keep = gt_eq(&time_of(visible)?, &start_scalar)?;
-        let kept = if keep.true_count() == keep.len() {
-            closed
-        } else {
-            let batch = filter_record_batch(&closed.batch, &keep)?;
-            StateBatch {
-                batch,
-                key_count,
-                widths: Arc::clone(&closed.widths),
-            }
-        };
-        if kept.rows() == 0 {
-            return Ok(());
-        }
-        let keys = kept.batch.columns()[..key_count].to_vec();
-        let mut values = Vec::with_capacity(visible);
-        for i in 0..visible {
-            let column = |j: usize| kept.batch.column(key_count + 3 * i + j);
-            let time = cast(column(1), &DataType::Int64)?;
-            let in_window = and(&gt_eq(&time, &start_scalar)?, column(2).as_boolean())?;
-            let value = nullif(column(0), &not(&in_window)?)?;
-            values.push(self.aggregates.finish(i, value)?);
-        }
-        self.emit(pane, keys, values, out)?;
-        if let Some(collapsed) = self.collapsed.as_mut() {
-            collapsed.closed = Some(kept);
+        if let Some((keys, values)) = collapsed.window(start, &self.aggregates)? {
+            self.emit(pane, keys, values, false, out)?;
         }
         Ok(())
     }
@@ -258,7 +196,7 @@ impl StatefulOperator for PaneWindows {
         };
         while pane < complete_below {
             let nothing_open =
-                self.queue.is_empty() && self.collapsed.as_ref().is_none_or(|c| c.closed.is_none());
+                self.queue.is_empty() && self.collapsed.as_ref().is_none_or(Collapsed::is_empty);
             if nothing_open {
                 // Nothing open: skip to the next pane with rows.
                 match self.live.first_key_value() {
@@ -273,7 +211,7 @@ impl StatefulOperator for PaneWindows {
             if self.panes_per_window == 1 {
                 if let Some(groups) = groups {
                     let (keys, values) = groups.evaluate(&self.aggregates)?;
-                    self.emit(pane, keys, values, out)?;
+                    self.emit(pane, keys, values, true, out)?;
                 }
             } else if self.collapsed.is_some() {
                 self.close_collapsed(pane, groups, out)?;
@@ -290,7 +228,7 @@ impl StatefulOperator for PaneWindows {
                 )?;
                 if let Some(groups) = self.queue.query(&self.key_schema, &self.aggregates)? {
                     let (keys, values) = groups.evaluate(&self.aggregates)?;
-                    self.emit(pane, keys, values, out)?;
+                    self.emit(pane, keys, values, true, out)?;
                 }
             }
             pane += 1;
@@ -302,13 +240,13 @@ impl StatefulOperator for PaneWindows {
     fn state_bytes(&self) -> usize {
         self.live.values().map(Groups::size).sum::<usize>()
             + self.queue.size()
-            + self.closed().map_or(0, StateBatch::size)
+            + self.collapsed.as_ref().map_or(0, Collapsed::size)
     }
 
     fn state_groups(&self) -> usize {
         self.live.values().map(Groups::len).sum::<usize>()
             + self.queue.groups()
-            + self.closed().map_or(0, StateBatch::rows)
+            + self.collapsed.as_ref().map_or(0, Collapsed::groups)
     }
 
     fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
@@ -328,8 +266,10 @@ impl StatefulOperator for PaneWindows {
         if let Some(total) = &self.queue.back_total {
             parts.push(total.to_part(BACK_TOTAL, 0)?);
         }
-        if let Some(closed) = self.collapsed.as_ref().and_then(|c| c.closed.as_ref()) {
-            parts.push(closed.to_part(CLOSED, 0)?);
+        if let Some(closed) = self.collapsed.as_ref().map(Collapsed::export).transpose()? {
+            if let Some(closed) = closed {
+                parts.push(tagged(closed, CLOSED, 0)?);
+            }
         }
         Ok(parts)
     }
@@ -352,11 +292,14 @@ impl StatefulOperator for PaneWindows {
                 FRONT => self.queue.front.push((tag, state)),
                 BACK => self.queue.back.push((tag, state)),
                 BACK_TOTAL => self.queue.back_total = Some(state),
-                CLOSED if self.collapsed.is_some() => {
-                    self.collapsed = Some(Collapsed {
-                        closed: Some(state),
-                    });
-                }
+                CLOSED => match self.collapsed.as_mut() {
+                    Some(collapsed) => collapsed.absorb(&state, &self.aggregates)?,
+                    None => {
+                        return Err(EngineError::Checkpoint(
+                            "merged hop state for windows that keep panes".to_owned(),
+                        ));
+                    }
+                },
                 other => {
                     return Err(EngineError::Checkpoint(format!(
                         "a window operator has no state part {other:?}"
