@@ -12,11 +12,10 @@
 //! the window start can appear in no later window and are dropped.
 //!
 //! The merged state lives in latest-value column accumulators indexed by slot, with
-//! keys in a B-tree in row format: a closing pane hashes only its own keys, the
-//! state is read without being consumed, and windows come out in key order
-//! without a sort.
+//! keys hashed in row format: a closing pane looks up only its own keys, and the
+//! state is read without being consumed.
 
-use std::collections::BTreeMap;
+use datafusion::common::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::kernels::boolean::{and, not};
@@ -31,8 +30,8 @@ use crate::error::{EngineError, Result};
 
 /// The merged state of every closed pane of collapsed hop windows.
 pub(crate) struct Collapsed {
-    /// Key in row format (empty without keys) to its slot, in key order.
-    index: BTreeMap<Box<[u8]>, usize>,
+    /// Key in row format (empty without keys) to its slot.
+    index: HashMap<Box<[u8]>, usize>,
     free: Vec<usize>,
     /// Slots handed out so far.
     slots: usize,
@@ -53,7 +52,7 @@ impl Collapsed {
             return Ok(None);
         };
         Ok(Some(Collapsed {
-            index: BTreeMap::new(),
+            index: HashMap::default(),
             free: Vec::new(),
             slots: 0,
             columns,
@@ -126,17 +125,34 @@ impl Collapsed {
         let Some((hidden, visible)) = self.columns.split_last() else {
             return Ok(None);
         };
-        let all: Vec<usize> = self.index.values().copied().collect();
+        // In key order (row format sorts as the key columns do), so the window
+        // comes out sorted.
+        let mut order: Vec<(&[u8], usize)> = self
+            .index
+            .iter()
+            .map(|(k, &slot)| (k.as_ref(), slot))
+            .collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let all: Vec<usize> = order.iter().map(|&(_, slot)| slot).collect();
         let latest = time_of(&hidden.state_at(&all)?)?;
         let mut kept = Vec::with_capacity(all.len());
+        let mut kept_keys = Vec::with_capacity(all.len());
         let mut expired = Vec::new();
-        for (i, (key, &slot)) in self.index.iter().enumerate() {
+        for (i, &(key, slot)) in order.iter().enumerate() {
             if latest.value(i) >= start && latest.is_valid(i) {
                 kept.push(slot);
+                kept_keys.push(key);
             } else {
-                expired.push((key.clone(), slot));
+                expired.push((Box::<[u8]>::from(key), slot));
             }
         }
+        let keys = if self.key_count == 0 || kept.is_empty() {
+            Vec::new()
+        } else {
+            let parser = self.converter.parser();
+            self.converter
+                .convert_rows(kept_keys.iter().map(|k| parser.parse(k)))?
+        };
         let mut values = Vec::with_capacity(visible.len());
         if !kept.is_empty() {
             let start = Int64Array::new_scalar(start);
@@ -157,13 +173,6 @@ impl Collapsed {
         if kept.is_empty() {
             return Ok(None);
         }
-        let keys = if self.key_count == 0 {
-            Vec::new()
-        } else {
-            let parser = self.converter.parser();
-            self.converter
-                .convert_rows(self.index.keys().map(|k| parser.parse(k)))?
-        };
         Ok(Some((keys, values)))
     }
 

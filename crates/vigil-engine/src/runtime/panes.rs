@@ -266,10 +266,8 @@ impl StatefulOperator for PaneWindows {
         if let Some(total) = &self.queue.back_total {
             parts.push(total.to_part(BACK_TOTAL, 0)?);
         }
-        if let Some(closed) = self.collapsed.as_ref().map(Collapsed::export).transpose()? {
-            if let Some(closed) = closed {
-                parts.push(tagged(closed, CLOSED, 0)?);
-            }
+        if let Some(Some(closed)) = self.collapsed.as_ref().map(Collapsed::export).transpose()? {
+            parts.push(tagged(closed, CLOSED, 0)?);
         }
         Ok(parts)
     }
