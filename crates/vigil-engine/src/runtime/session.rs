@@ -4,7 +4,7 @@
 //! A session is `[first row, last row + gap)` and closes when the watermark reaches
 //! its end.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
@@ -39,8 +39,9 @@ pub(crate) struct Sessions {
     output: SchemaRef,
     /// Open sessions per key (row-format key bytes), sorted by start, disjoint.
     open: HashMap<Box<[u8]>, Vec<Session>>,
-    /// No session ends before this (a lower bound), so most watermarks need no scan.
-    earliest_end: i64,
+    /// Every open session by end, then key: a watermark closes the sessions at the
+    /// front, without visiting the keys whose sessions stay open.
+    ends: BTreeSet<(i64, Box<[u8]>)>,
 }
 
 impl Sessions {
@@ -65,7 +66,7 @@ impl Sessions {
             window_position,
             output,
             open: HashMap::new(),
-            earliest_end: i64::MAX,
+            ends: BTreeSet::new(),
         })
     }
 
@@ -120,8 +121,10 @@ impl Sessions {
             },
             Some(&at) => {
                 let mut base = sessions.remove(at);
+                self.ends.remove(&(base.last + gap, Box::from(key)));
                 for _ in 1..touching.len() {
                     let other = sessions.remove(at);
+                    self.ends.remove(&(other.last + gap, Box::from(key)));
                     base.start = base.start.min(other.start);
                     base.last = base.last.max(other.last);
                     merge_all(&mut base.accumulators, other.accumulators)?;
@@ -132,7 +135,7 @@ impl Sessions {
             }
         };
         update_all(&mut merged.accumulators, inputs)?;
-        self.earliest_end = self.earliest_end.min(merged.last + gap);
+        self.ends.insert((merged.last + gap, Box::from(key)));
         let at = sessions.partition_point(|s| s.start < merged.start);
         sessions.insert(at, merged);
         Ok(())
@@ -191,31 +194,33 @@ impl StatefulOperator for Sessions {
     }
 
     fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
-        if watermark < self.earliest_end {
-            return Ok(());
-        }
         let gap = self.gap;
+        // By end, then key (the index's order): the same input gives the same
+        // output, however batched.
         let mut closed: Vec<(i64, Box<[u8]>, Session)> = Vec::new();
-        let mut earliest = i64::MAX;
-        self.open.retain(|key, sessions| {
-            let mut i = 0;
-            while i < sessions.len() {
-                if sessions[i].last + gap <= watermark {
-                    let s = sessions.remove(i);
-                    closed.push((s.last + gap, key.clone(), s));
-                } else {
-                    earliest = earliest.min(sessions[i].last + gap);
-                    i += 1;
-                }
+        while self.ends.first().is_some_and(|(end, _)| *end <= watermark) {
+            let Some((end, key)) = self.ends.pop_first() else {
+                break;
+            };
+            let Some(sessions) = self.open.get_mut(&key) else {
+                return Err(EngineError::Internal(
+                    "a session end without its key".to_owned(),
+                ));
+            };
+            let Some(at) = sessions.iter().position(|s| s.last + gap == end) else {
+                return Err(EngineError::Internal(
+                    "a session end without its session".to_owned(),
+                ));
+            };
+            let session = sessions.remove(at);
+            if sessions.is_empty() {
+                self.open.remove(&key);
             }
-            !sessions.is_empty()
-        });
-        self.earliest_end = earliest;
+            closed.push((end, key, session));
+        }
         if closed.is_empty() {
             return Ok(());
         }
-        // By end, then key: the same input gives the same output, however batched.
-        closed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let keys = self.key_columns(closed.iter().map(|(_, k, _)| k.as_ref()))?;
         let window = WindowColumn {
             position: self.window_position,
@@ -237,7 +242,10 @@ impl StatefulOperator for Sessions {
                 k.len()
                     + sessions
                         .iter()
-                        .map(|s| s.accumulators.iter().map(|a| a.size()).sum::<usize>() + 16)
+                        // Bounds, and the end index's copy of the key.
+                        .map(|s| {
+                            s.accumulators.iter().map(|a| a.size()).sum::<usize>() + 56 + k.len()
+                        })
                         .sum::<usize>()
             })
             .sum()
@@ -283,7 +291,7 @@ impl StatefulOperator for Sessions {
                     last: lasts.value(row),
                     accumulators: accumulators_from(&self.aggregates, &part_state.states, row)?,
                 };
-                self.earliest_end = self.earliest_end.min(session.last + self.gap);
+                self.ends.insert((session.last + self.gap, key.clone()));
                 let sessions = self.open.entry(key).or_default();
                 let at = sessions.partition_point(|s| s.start < session.start);
                 sessions.insert(at, session);

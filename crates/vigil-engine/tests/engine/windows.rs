@@ -531,12 +531,28 @@ proptest! {
         batch in 1usize..50,
         jitter in proptest::collection::vec(any::<u8>(), 1..64),
     ) {
-        let p = plan(&format!("{}{HOP_QUERY}", source("20", "")));
+        // Pane-by-pane hop windows, collapsed hop windows of latest values, and
+        // sessions (which close from an index by end time).
+        let queries = [
+            HOP_QUERY.to_owned(),
+            "INSERT INTO out SELECT patient_id, window_end,
+  last_value(x ORDER BY observed_at) AS latest FROM readings
+GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);"
+                .to_owned(),
+            "INSERT INTO out SELECT patient_id, window_start, window_end, count(*) AS n,
+  sum(x) AS total, last_value(x ORDER BY observed_at) AS latest FROM readings
+GROUP BY patient_id, session(observed_at, INTERVAL '20' SECOND);"
+                .to_owned(),
+        ];
         let rows = readings();
-        let reference = run(&p, &[("readings", &text(&rows))], 100_000);
         let arrived = shuffled(&rows, &jitter, 20);
-        let r = run(&p, &[("readings", &text(&arrived))], batch);
-        prop_assert_eq!(r.report.jobs[0].rows_late, 0);
-        prop_assert_eq!(r.out("out"), reference.out("out"));
+        for query in &queries {
+            let p = plan(&format!("{}{query}", source("20", "")));
+            let reference = run(&p, &[("readings", &text(&rows))], 100_000);
+            let r = run(&p, &[("readings", &text(&arrived))], batch);
+            prop_assert_eq!(r.report.jobs[0].rows_late, 0);
+            prop_assert!(!reference.out("out").is_empty());
+            prop_assert_eq!(r.out("out"), reference.out("out"));
+        }
     }
 }
