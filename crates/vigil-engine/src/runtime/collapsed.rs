@@ -17,11 +17,8 @@
 
 use datafusion::common::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
-use arrow::compute::kernels::boolean::{and, not};
-use arrow::compute::kernels::cmp::gt_eq;
-use arrow::compute::{cast, nullif};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 
 use super::aggregates::{Aggregates, StateBatch, key_converter, state_columns};
@@ -134,12 +131,12 @@ impl Collapsed {
             .collect();
         order.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let all: Vec<usize> = order.iter().map(|&(_, slot)| slot).collect();
-        let latest = time_of(&hidden.state_at(&all)?)?;
+        let latest = hidden.orders_at(&all);
         let mut kept = Vec::with_capacity(all.len());
         let mut kept_keys = Vec::with_capacity(all.len());
         let mut expired = Vec::new();
-        for (i, &(key, slot)) in order.iter().enumerate() {
-            if latest.value(i) >= start && latest.is_valid(i) {
+        for (&(key, slot), latest) in order.iter().zip(latest) {
+            if latest.is_some_and(|t| t >= start) {
                 kept.push(slot);
                 kept_keys.push(key);
             } else {
@@ -155,12 +152,8 @@ impl Collapsed {
         };
         let mut values = Vec::with_capacity(visible.len());
         if !kept.is_empty() {
-            let start = Int64Array::new_scalar(start);
             for (i, column) in visible.iter().enumerate() {
-                let state = column.state_at(&kept)?;
-                let in_window = and(&gt_eq(&time_of(&state)?, &start)?, state[2].as_boolean())?;
-                let value = nullif(&state[0], &not(&in_window)?)?;
-                values.push(aggregates.finish(i, value)?);
+                values.push(aggregates.finish(i, column.values_since(&kept, start)?)?);
             }
         }
         for (key, slot) in expired {
@@ -195,14 +188,4 @@ impl Collapsed {
         }
         state_columns(columns).map(Some)
     }
-}
-
-/// The ordering times of a latest-value state (`[value, time, is_set]`).
-fn time_of(state: &[ArrayRef]) -> Result<arrow::array::PrimitiveArray<Int64Type>> {
-    let time = state
-        .get(1)
-        .ok_or_else(|| EngineError::Internal("latest-value state without times".to_owned()))?;
-    Ok(cast(time, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .clone())
 }

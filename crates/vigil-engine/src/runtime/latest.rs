@@ -115,6 +115,11 @@ impl LatestSpec {
 pub(crate) trait PickColumn: GroupsAccumulator {
     /// The picked values of `groups` (NULL where unset), state untouched.
     fn values_at(&self, groups: &[usize]) -> Result<ArrayRef>;
+    /// The picked values of `groups` whose ordering is at or after `since` (NULL
+    /// otherwise), state untouched: a window's values from a merged state.
+    fn values_since(&self, groups: &[usize], since: i64) -> Result<ArrayRef>;
+    /// The orderings of `groups` (`None` where unset), state untouched.
+    fn orders_at(&self, groups: &[usize]) -> Vec<Option<i64>>;
     /// The state (`[value, ordering, is_set]`) of `groups`, untouched.
     fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>>;
     /// Forgets `group`, so that its slot can serve a new group.
@@ -356,6 +361,18 @@ impl<S: Slots + 'static> PickColumn for Latest<S> {
     fn values_at(&self, groups: &[usize]) -> Result<ArrayRef> {
         let set = |g: usize| self.is_set.get_bit(g);
         Ok(self.slots.values_at(groups, &set, &self.spec.value_type))
+    }
+
+    fn values_since(&self, groups: &[usize], since: i64) -> Result<ArrayRef> {
+        let set = |g: usize| self.is_set.get_bit(g) && self.orders[g] >= since;
+        Ok(self.slots.values_at(groups, &set, &self.spec.value_type))
+    }
+
+    fn orders_at(&self, groups: &[usize]) -> Vec<Option<i64>> {
+        groups
+            .iter()
+            .map(|&g| self.is_set.get_bit(g).then(|| self.orders[g]))
+            .collect()
     }
 
     fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
