@@ -13,13 +13,17 @@
 //!
 //! The merged state lives in latest-value column accumulators indexed by slot, with
 //! keys hashed in row format: a closing pane looks up only its own keys, and the
-//! state is read without being consumed.
+//! state is read without being consumed. The keys are also kept sorted, with their
+//! key columns, for as long as no key comes or goes, so a window usually needs
+//! neither a sort nor a key conversion.
 
-use datafusion::common::HashMap;
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
+use datafusion::common::HashMap;
 
 use super::aggregates::{Aggregates, StateBatch, key_converter, state_columns};
 use super::latest::PickColumn;
@@ -28,7 +32,7 @@ use crate::error::{EngineError, Result};
 /// The merged state of every closed pane of collapsed hop windows.
 pub(crate) struct Collapsed {
     /// Key in row format (empty without keys) to its slot.
-    index: HashMap<Box<[u8]>, usize>,
+    index: HashMap<Arc<[u8]>, usize>,
     free: Vec<usize>,
     /// Slots handed out so far.
     slots: usize,
@@ -36,6 +40,29 @@ pub(crate) struct Collapsed {
     columns: Vec<Box<dyn PickColumn>>,
     converter: RowConverter,
     key_count: usize,
+    /// The keys in key order with their slots and key columns, kept while no key
+    /// comes or goes (the usual case: the same patients every minute), so a
+    /// window needs no sort and no key conversion.
+    sorted: Option<Sorted>,
+}
+
+/// Keys in key order: their slots, row-format keys and key columns.
+struct Sorted {
+    slots: Vec<usize>,
+    keys: Vec<Arc<[u8]>>,
+    columns: Vec<ArrayRef>,
+}
+
+impl Sorted {
+    fn size(&self) -> usize {
+        self.slots.capacity() * 8
+            + self.keys.capacity() * 16
+            + self
+                .columns
+                .iter()
+                .map(|c| c.get_array_memory_size())
+                .sum::<usize>()
+    }
 }
 
 /// Keys and values of one window, in key order.
@@ -55,6 +82,7 @@ impl Collapsed {
             columns,
             converter: key_converter(key_schema)?,
             key_count: key_schema.fields().len(),
+            sorted: None,
         }))
     }
 
@@ -71,7 +99,8 @@ impl Collapsed {
     /// Bytes held.
     pub(crate) fn size(&self) -> usize {
         self.columns.iter().map(|c| c.size()).sum::<usize>()
-            + self.index.keys().map(|k| k.len() + 48).sum::<usize>()
+            + self.index.keys().map(|k| k.len() + 56).sum::<usize>()
+            + self.sorted.as_ref().map_or(0, Sorted::size)
             + self.free.capacity() * 8
     }
 
@@ -91,11 +120,12 @@ impl Collapsed {
             let slot = match self.index.get(key) {
                 Some(&slot) => slot,
                 None => {
+                    self.sorted = None;
                     let slot = self.free.pop().unwrap_or_else(|| {
                         self.slots += 1;
                         self.slots - 1
                     });
-                    self.index.insert(Box::from(key), slot);
+                    self.index.insert(Arc::from(key), slot);
                     slot
                 }
             };
@@ -119,54 +149,77 @@ impl Collapsed {
     /// The window starting at `start`: every key whose latest row is at or after
     /// it, with each value that is; keys older than `start` are dropped for good.
     pub(crate) fn window(&mut self, start: i64, aggregates: &Aggregates) -> Result<Option<Window>> {
-        let Some((hidden, visible)) = self.columns.split_last() else {
+        let Some(hidden) = self.columns.last() else {
             return Ok(None);
         };
-        // In key order (row format sorts as the key columns do), so the window
-        // comes out sorted.
-        let mut order: Vec<(&[u8], usize)> = self
-            .index
-            .iter()
-            .map(|(k, &slot)| (k.as_ref(), slot))
+        let sorted = match self.sorted.take() {
+            Some(sorted) => sorted,
+            None => {
+                // In key order (row format sorts as the key columns do), so the
+                // window comes out sorted.
+                let mut order: Vec<(&Arc<[u8]>, usize)> =
+                    self.index.iter().map(|(k, &slot)| (k, slot)).collect();
+                order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let keys: Vec<Arc<[u8]>> = order.iter().map(|(k, _)| Arc::clone(k)).collect();
+                let columns = if self.key_count == 0 || keys.is_empty() {
+                    Vec::new()
+                } else {
+                    let parser = self.converter.parser();
+                    self.converter
+                        .convert_rows(keys.iter().map(|k| parser.parse(k)))?
+                };
+                Sorted {
+                    slots: order.iter().map(|&(_, slot)| slot).collect(),
+                    keys,
+                    columns,
+                }
+            }
+        };
+        let keep: Vec<bool> = hidden
+            .orders_at(&sorted.slots)
+            .into_iter()
+            .map(|t| t.is_some_and(|t| t >= start))
             .collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let all: Vec<usize> = order.iter().map(|&(_, slot)| slot).collect();
-        let latest = hidden.orders_at(&all);
-        let mut kept = Vec::with_capacity(all.len());
-        let mut kept_keys = Vec::with_capacity(all.len());
-        let mut expired = Vec::new();
-        for (&(key, slot), latest) in order.iter().zip(latest) {
-            if latest.is_some_and(|t| t >= start) {
-                kept.push(slot);
-                kept_keys.push(key);
-            } else {
-                expired.push((Box::<[u8]>::from(key), slot));
-            }
-        }
-        let keys = if self.key_count == 0 || kept.is_empty() {
-            Vec::new()
+        let sorted = if keep.iter().all(|&k| k) {
+            sorted
         } else {
-            let parser = self.converter.parser();
-            self.converter
-                .convert_rows(kept_keys.iter().map(|k| parser.parse(k)))?
+            // Keys whose latest row is older than the window start leave for good.
+            let mask = BooleanArray::from(keep.clone());
+            let mut kept = Sorted {
+                slots: Vec::with_capacity(sorted.slots.len()),
+                keys: Vec::with_capacity(sorted.keys.len()),
+                columns: sorted
+                    .columns
+                    .iter()
+                    .map(|c| filter(c, &mask))
+                    .collect::<Result<_, _>>()?,
+            };
+            for ((slot, key), keep) in sorted.slots.into_iter().zip(sorted.keys).zip(keep) {
+                if keep {
+                    kept.slots.push(slot);
+                    kept.keys.push(key);
+                } else {
+                    self.index.remove(&key);
+                    for column in &mut self.columns {
+                        column.clear(slot);
+                    }
+                    self.free.push(slot);
+                }
+            }
+            kept
         };
-        let mut values = Vec::with_capacity(visible.len());
-        if !kept.is_empty() {
+        let window = if sorted.slots.is_empty() {
+            None
+        } else {
+            let visible = &self.columns[..self.columns.len() - 1];
+            let mut values = Vec::with_capacity(visible.len());
             for (i, column) in visible.iter().enumerate() {
-                values.push(aggregates.finish(i, column.values_since(&kept, start)?)?);
+                values.push(aggregates.finish(i, column.values_since(&sorted.slots, start)?)?);
             }
-        }
-        for (key, slot) in expired {
-            self.index.remove(&key);
-            for column in &mut self.columns {
-                column.clear(slot);
-            }
-            self.free.push(slot);
-        }
-        if kept.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some((keys, values)))
+            Some((sorted.columns.clone(), values))
+        };
+        self.sorted = Some(sorted);
+        Ok(window)
     }
 
     /// The whole state as a batch of keys and aggregate states (the layout
