@@ -2,8 +2,10 @@
 //! the last hour, scored every minute: a 1-hour window hopping every minute) over a
 //! large cohort, reporting operator state per patient and the process's peak RSS.
 //!
-//! `cargo bench -p vigil-engine --bench patients` (1M patients; set
-//! `VIGIL_BENCH_PATIENTS` for another size). Readings are generated batch by batch,
+//! `cargo bench -p vigil-engine --bench patients` (1M patients, one reading each a
+//! minute; set `VIGIL_BENCH_PATIENTS` for another size and `VIGIL_BENCH_EVERY_S`
+//! for another reading interval: with readings more often than the watermark
+//! delay, nearly two live panes coexist at each pane boundary). Readings are generated batch by batch,
 //! so the input never sits in memory: what the peak RSS holds beyond the baseline
 //! is the engine's state, one batch in flight and the allocator's slack.
 
@@ -16,7 +18,8 @@ use arrow::array::{
 use vigil_engine::plan::Pipeline;
 use vigil_engine::runtime::{Emitted, JobRunner};
 
-/// One reading per patient every this many seconds.
+/// One reading per patient every this many seconds, unless `VIGIL_BENCH_EVERY_S`
+/// says otherwise.
 const EVERY_S: i64 = 60;
 /// Minutes of data: past the hour, so every window is full.
 const MINUTES: i64 = 75;
@@ -56,12 +59,19 @@ fn status_bytes(field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Readings of patients `from..to` at `minute`: heart rate and SpO2 every time,
-/// the rest of the chart now and then (NULL otherwise).
-fn batch(schema: &arrow::datatypes::SchemaRef, minute: i64, from: usize, to: usize) -> RecordBatch {
+/// Readings of patients `from..to` in reading round `round` (rounds `every_s`
+/// apart): heart rate and SpO2 every time, the rest of the chart now and then
+/// (NULL otherwise).
+fn batch(
+    schema: &arrow::datatypes::SchemaRef,
+    round: i64,
+    every_s: i64,
+    from: usize,
+    to: usize,
+) -> RecordBatch {
     let n = to - from;
-    let t = |p: usize| BASE_MS + minute * EVERY_S * 1000 + (p as i64 * 37) % (EVERY_S * 1000);
-    let sparse = |p: usize, every: i64, v: f64| ((minute + p as i64) % every == 0).then_some(v);
+    let t = |p: usize| BASE_MS + round * every_s * 1000 + (p as i64 * 37) % (every_s * 1000);
+    let sparse = |p: usize, every: i64, v: f64| ((round + p as i64) % every == 0).then_some(v);
     let ids = (from..to).map(|p| format!("p-{p:07}"));
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(ids)),
@@ -100,6 +110,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let every_s: i64 = std::env::var("VIGIL_BENCH_EVERY_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(EVERY_S);
+    let rounds = MINUTES * 60 / every_s;
     let p = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
@@ -111,18 +127,21 @@ fn main() {
     let baseline = status_bytes("VmRSS");
     let started = Instant::now();
     let (mut events, mut rows_out, mut peak_state) = (0u64, 0u64, 0usize);
-    for minute in 0..MINUTES {
+    for round in 0..rounds {
         let mut from = 0;
         while from < patients {
             let to = (from + BATCH).min(patients);
-            let b = batch(&schema, minute, from, to);
-            let max = BASE_MS + minute * EVERY_S * 1000 + (EVERY_S * 1000 - 1);
+            let b = batch(&schema, round, every_s, from, to);
+            let max = BASE_MS + round * every_s * 1000 + (every_s * 1000 - 1);
             let mut out = Emitted::default();
             runner.process(0, b, &mut out).expect("process");
             events += (to - from) as u64;
-            // Readings arrive in patient order within a minute, so the watermark
-            // moves a minute at a time: at each minute's end.
+            // Readings arrive in patient order within a round, so the watermark
+            // moves a round at a time: at each round's end.
             if to == patients {
+                // The peak is just before the watermark closes a pane: the
+                // closing pane and the next one are both live.
+                peak_state = peak_state.max(runner.state_bytes());
                 runner.advance(max - 5_000, &mut out).expect("advance");
             }
             rows_out += out.rows.iter().map(|r| r.num_rows() as u64).sum::<u64>();
@@ -135,7 +154,7 @@ fn main() {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("patients:            {patients}");
     println!(
-        "events:              {events} ({MINUTES} minutes, one reading per patient per minute)"
+        "events:              {events} ({MINUTES} minutes, one reading per patient every {every_s} s)"
     );
     println!("rows out:            {rows_out}");
     println!(
