@@ -273,11 +273,157 @@ fn take_bits(bits: &mut BooleanBufferBuilder, n: usize) -> arrow::buffer::Boolea
     taken
 }
 
+/// Per-group orderings. Event times of one stream lie close together, so they are
+/// kept as 32-bit offsets from a base (a span of about 24 days in milliseconds),
+/// half the bytes of an `i64`; a batch whose orderings would not fit widens them
+/// to `i64` for good.
+enum Orders {
+    Narrow {
+        base: Option<i64>,
+        offsets: Vec<i32>,
+    },
+    Wide(Vec<i64>),
+}
+
+/// Reads and writes a group's ordering.
+trait OrderStore {
+    fn get(&self, group: usize) -> i64;
+    /// Stores `order`; `false` (and nothing stored) if it is out of reach.
+    fn set(&mut self, group: usize, order: i64) -> bool;
+}
+
+/// Narrow orderings with their base fixed.
+struct Offsets<'a> {
+    base: i64,
+    offsets: &'a mut [i32],
+}
+
+impl OrderStore for Offsets<'_> {
+    fn get(&self, group: usize) -> i64 {
+        self.base + i64::from(self.offsets[group])
+    }
+
+    fn set(&mut self, group: usize, order: i64) -> bool {
+        match order.checked_sub(self.base).map(i32::try_from) {
+            Some(Ok(offset)) => {
+                self.offsets[group] = offset;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl OrderStore for [i64] {
+    fn get(&self, group: usize) -> i64 {
+        self[group]
+    }
+
+    fn set(&mut self, group: usize, order: i64) -> bool {
+        self[group] = order;
+        true
+    }
+}
+
+impl Orders {
+    fn len(&self) -> usize {
+        match self {
+            Orders::Narrow { offsets, .. } => offsets.len(),
+            Orders::Wide(wide) => wide.len(),
+        }
+    }
+
+    fn resize(&mut self, groups: usize) {
+        match self {
+            Orders::Narrow { offsets, .. } => offsets.resize(groups, 0),
+            Orders::Wide(wide) => wide.resize(groups, 0),
+        }
+    }
+
+    fn get(&self, group: usize) -> i64 {
+        match self {
+            Orders::Narrow { base, offsets } => base.unwrap_or(0) + i64::from(offsets[group]),
+            Orders::Wide(wide) => wide[group],
+        }
+    }
+
+    /// Widens narrow orderings to `i64`.
+    fn widen(&mut self) {
+        if let Orders::Narrow { base, offsets } = self {
+            let b = base.unwrap_or(0);
+            let wide = offsets.iter().map(|&o| b + i64::from(o)).collect();
+            *self = Orders::Wide(wide);
+        }
+    }
+
+    /// The first `n` orderings, removed.
+    fn take(&mut self, n: usize) -> Vec<i64> {
+        match self {
+            Orders::Narrow { base, offsets } => {
+                let rest = offsets.split_off(n);
+                let b = base.unwrap_or(0);
+                std::mem::replace(offsets, rest)
+                    .into_iter()
+                    .map(|o| b + i64::from(o))
+                    .collect()
+            }
+            Orders::Wide(wide) => {
+                let rest = wide.split_off(n);
+                std::mem::replace(wide, rest)
+            }
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Orders::Narrow { offsets, .. } => offsets.capacity() * 4,
+            Orders::Wide(wide) => wide.capacity() * 8,
+        }
+    }
+}
+
+/// Offers each row from `from` on that `take` admits to its group: a strictly
+/// better ordering than the group's pick (or no pick yet) replaces it. Records
+/// `(group, row)` of each replacement in `picks`. Stops at a row whose ordering
+/// the store cannot hold, and returns it.
+#[allow(clippy::too_many_arguments)]
+fn pick_rows(
+    store: &mut (impl OrderStore + ?Sized),
+    is_set: &mut BooleanBufferBuilder,
+    picks: &mut Vec<(usize, usize)>,
+    orders: &PrimitiveArray<Int64Type>,
+    group_indices: &[usize],
+    from: usize,
+    greatest: bool,
+    take: &impl Fn(usize) -> bool,
+) -> Option<usize> {
+    for (row, &group) in group_indices.iter().enumerate().skip(from) {
+        if !take(row) || orders.is_null(row) {
+            continue;
+        }
+        let order = orders.value(row);
+        let better = !is_set.get_bit(group)
+            || if greatest {
+                order > store.get(group)
+            } else {
+                order < store.get(group)
+            };
+        if better {
+            if !store.set(group, order) {
+                return Some(row);
+            }
+            is_set.set_bit(group, true);
+            picks.push((group, row));
+        }
+    }
+    None
+}
+
 /// The grouped accumulator.
 struct Latest<S: Slots> {
     spec: LatestSpec,
     slots: S,
-    orders: Vec<i64>,
+    orders: Orders,
     is_set: BooleanBufferBuilder,
     /// Reused per batch: (group, row) of every row that improved its group's pick.
     picks: Vec<(usize, usize)>,
@@ -288,7 +434,10 @@ impl<S: Slots> Latest<S> {
         Latest {
             spec,
             slots: S::default(),
-            orders: Vec::new(),
+            orders: Orders::Narrow {
+                base: None,
+                offsets: Vec::new(),
+            },
             is_set: BooleanBufferBuilder::new(0),
             picks: Vec::new(),
         }
@@ -296,7 +445,7 @@ impl<S: Slots> Latest<S> {
 
     fn resize(&mut self, groups: usize) {
         if groups > self.orders.len() {
-            self.orders.resize(groups, 0);
+            self.orders.resize(groups);
             self.is_set.append_n(groups - self.is_set.len(), false);
             self.slots.resize(groups);
         }
@@ -317,22 +466,44 @@ impl<S: Slots> Latest<S> {
         let orders = orders.as_primitive::<Int64Type>();
         self.picks.clear();
         let greatest = self.spec.keep_greatest;
-        for (row, &group) in group_indices.iter().enumerate() {
-            if !take(row) || orders.is_null(row) {
-                continue;
+        let mut from = 0;
+        if let Orders::Narrow { base, offsets } = &mut self.orders {
+            // The first ordering ever seen is the base.
+            let first = (0..orders.len()).find(|&r| orders.is_valid(r));
+            let b = *base.get_or_insert_with(|| first.map_or(0, |r| orders.value(r)));
+            let mut store = Offsets {
+                base: b,
+                offsets: offsets.as_mut_slice(),
+            };
+            let (is_set, picks) = (&mut self.is_set, &mut self.picks);
+            match pick_rows(
+                &mut store,
+                is_set,
+                picks,
+                orders,
+                group_indices,
+                0,
+                greatest,
+                &take,
+            ) {
+                None => return self.slots.assign(values, &self.picks),
+                Some(row) => from = row,
             }
-            let order = orders.value(row);
-            let better = !self.is_set.get_bit(group)
-                || if greatest {
-                    order > self.orders[group]
-                } else {
-                    order < self.orders[group]
-                };
-            if better {
-                self.orders[group] = order;
-                self.is_set.set_bit(group, true);
-                self.picks.push((group, row));
-            }
+        }
+        // Out of the narrow reach (or wide already): widen and go on from there.
+        self.orders.widen();
+        if let Orders::Wide(wide) = &mut self.orders {
+            let (is_set, picks) = (&mut self.is_set, &mut self.picks);
+            pick_rows(
+                wide.as_mut_slice(),
+                is_set,
+                picks,
+                orders,
+                group_indices,
+                from,
+                greatest,
+                &take,
+            );
         }
         self.slots.assign(values, &self.picks)
     }
@@ -349,8 +520,7 @@ impl<S: Slots> Latest<S> {
         let set = take_bits(&mut self.is_set, n);
         let unset = NullBuffer::new(set.clone());
         let values = self.slots.take(n, Some(unset), &self.spec.value_type)?;
-        let rest = self.orders.split_off(n);
-        let orders = std::mem::replace(&mut self.orders, rest);
+        let orders = self.orders.take(n);
         let orders: ArrayRef = Arc::new(PrimitiveArray::<Int64Type>::new(orders.into(), None));
         let orders = cast(&orders, &self.spec.order_type)?;
         Ok((values, orders, BooleanArray::new(set, None)))
@@ -364,21 +534,21 @@ impl<S: Slots + 'static> PickColumn for Latest<S> {
     }
 
     fn values_since(&self, groups: &[usize], since: i64) -> Result<ArrayRef> {
-        let set = |g: usize| self.is_set.get_bit(g) && self.orders[g] >= since;
+        let set = |g: usize| self.is_set.get_bit(g) && self.orders.get(g) >= since;
         Ok(self.slots.values_at(groups, &set, &self.spec.value_type))
     }
 
     fn orders_at(&self, groups: &[usize]) -> Vec<Option<i64>> {
         groups
             .iter()
-            .map(|&g| self.is_set.get_bit(g).then(|| self.orders[g]))
+            .map(|&g| self.is_set.get_bit(g).then(|| self.orders.get(g)))
             .collect()
     }
 
     fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
         let values = self.values_at(groups)?;
         let orders: ArrayRef = Arc::new(PrimitiveArray::<Int64Type>::from_iter_values(
-            groups.iter().map(|&g| self.orders[g]),
+            groups.iter().map(|&g| self.orders.get(g)),
         ));
         let is_set: BooleanArray = groups
             .iter()
@@ -484,7 +654,7 @@ impl<S: Slots + 'static> GroupsAccumulator for Latest<S> {
     }
 
     fn size(&self) -> usize {
-        self.slots.size() + self.orders.capacity() * 8 + self.is_set.capacity() / 8
+        self.slots.size() + self.orders.size() + self.is_set.capacity() / 8
     }
 }
 
@@ -500,6 +670,47 @@ mod tests {
             value_type: DataType::Float64,
             order_type: DataType::Int64,
             order_column: None,
+        }
+    }
+
+    /// Orderings start as 32-bit offsets and widen when a batch reaches beyond
+    /// them, keeping every pick and every ordering exact.
+    #[test]
+    fn orderings_far_apart_widen_without_changing_picks() {
+        for keep_greatest in [true, false] {
+            let spec = LatestSpec {
+                keep_greatest,
+                ..spec()
+            };
+            let mut acc = spec.column().expect("column");
+            let batch = |values: Vec<f64>, orders: Vec<i64>| -> [ArrayRef; 2] {
+                [
+                    Arc::new(Float64Array::from(values)),
+                    Arc::new(Int64Array::from(orders)),
+                ]
+            };
+            // Near each other: narrow.
+            acc.update_batch(&batch(vec![1.0, 2.0], vec![1_000, 2_000]), &[0, 1], None, 2)
+                .expect("update");
+            // Billions of milliseconds away on both sides: widened.
+            let far = 5_000_000_000_i64;
+            acc.update_batch(
+                &batch(vec![3.0, 4.0], vec![1_000 + far, 2_000 - far]),
+                &[0, 1],
+                None,
+                2,
+            )
+            .expect("update");
+            let state = acc.state_at(&[0, 1]).expect("state");
+            let orders = state[1].as_primitive::<Int64Type>();
+            let values = state[0].as_primitive::<Float64Type>();
+            if keep_greatest {
+                assert_eq!(orders.values().to_vec(), [1_000 + far, 2_000]);
+                assert_eq!(values.values().to_vec(), [3.0, 2.0]);
+            } else {
+                assert_eq!(orders.values().to_vec(), [1_000, 2_000 - far]);
+                assert_eq!(values.values().to_vec(), [1.0, 4.0]);
+            }
         }
     }
 
