@@ -11,12 +11,19 @@
 //! costs one merge of the pane that closed. Keys whose latest row is older than
 //! the window start can appear in no later window and are dropped.
 //!
-//! The merged state lives in latest-value column accumulators indexed by slot, with
-//! keys hashed in row format: a closing pane looks up only its own keys, and the
-//! state is read without being consumed. The keys are also kept sorted, with their
-//! key columns, for as long as no key comes or goes, so a window usually needs
-//! neither a sort nor a key conversion.
+//! Every key has one slot, handed out by a hash index of keys in row format when
+//! the key's first row arrives. The merged state lives in latest-value columns
+//! indexed by slot, read without being consumed. The panes still receiving rows
+//! (live panes) keep no keys of their own: a live pane maps the slots it has seen
+//! to its own compact groups, so a key is hashed once per row and never again when
+//! its pane closes, and costs a live pane its values and two 32-bit indices rather
+//! than a second copy of the key. A slot that a live pane holds is not given up,
+//! even before any of its rows has closed.
+//!
+//! The keys are also kept sorted, with their key columns, for as long as no key
+//! comes or goes, so a window usually needs neither a sort nor a key conversion.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
@@ -24,26 +31,98 @@ use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 use datafusion::common::HashMap;
+use datafusion::logical_expr::EmitTo;
 
-use super::aggregates::{Aggregates, StateBatch, key_converter, state_columns};
+use super::aggregates::{Aggregates, Inputs, StateBatch, key_converter, state_columns};
 use super::latest::PickColumn;
 use crate::error::{EngineError, Result};
 
-/// The merged state of every closed pane of collapsed hop windows.
+/// A live pane's mark for a slot it has not seen.
+const UNSEEN: u32 = u32::MAX;
+
+/// The state of collapsed hop windows: the merge of every closed pane, and the
+/// panes still receiving rows.
 pub(crate) struct Collapsed {
     /// Key in row format (empty without keys) to its slot.
     index: HashMap<Arc<[u8]>, usize>,
     free: Vec<usize>,
     /// Slots handed out so far.
     slots: usize,
-    /// One column per aggregate, the hidden latest row time last.
+    /// One column per aggregate, the hidden latest row time last: the merge of
+    /// every closed pane.
     columns: Vec<Box<dyn PickColumn>>,
+    /// Keys with a value in `columns` (the others only have rows in live panes).
+    closed_keys: usize,
+    /// Panes still receiving rows, by pane number.
+    live: BTreeMap<i64, LivePane>,
     converter: RowConverter,
     key_count: usize,
     /// The keys in key order with their slots and key columns, kept while no key
     /// comes or goes (the usual case: the same patients every minute), so a
     /// window needs no sort and no key conversion.
     sorted: Option<Sorted>,
+}
+
+/// The rows of one pane that has not closed, grouped through the merged state's
+/// slots.
+struct LivePane {
+    /// Per slot: this pane's group for the slot's key, or [`UNSEEN`].
+    group_of: Vec<u32>,
+    /// Per group of this pane: its slot.
+    slot_of: Vec<u32>,
+    /// One column per aggregate, indexed by this pane's groups.
+    columns: Vec<Box<dyn PickColumn>>,
+}
+
+impl LivePane {
+    fn new(aggregates: &Aggregates) -> Result<LivePane> {
+        let columns = aggregates.pick_columns()?.ok_or_else(|| {
+            EngineError::Internal("collapsed windows over other aggregates".to_owned())
+        })?;
+        Ok(LivePane {
+            group_of: Vec::new(),
+            slot_of: Vec::new(),
+            columns,
+        })
+    }
+
+    /// This pane's group for each slot in `slots`, new groups made as needed.
+    fn groups(&mut self, slots: &[usize], total_slots: usize) -> Result<Vec<usize>> {
+        if self.group_of.len() < total_slots {
+            self.group_of.resize(total_slots, UNSEEN);
+        }
+        let mut groups = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let group = match self.group_of[slot] {
+                UNSEEN => {
+                    let group = u32::try_from(self.slot_of.len())
+                        .ok()
+                        .filter(|&g| g != UNSEEN)
+                        .ok_or_else(|| {
+                            EngineError::Internal("more than 2^32 keys in a pane".to_owned())
+                        })?;
+                    self.group_of[slot] = group;
+                    // Slots are below `total_slots`, which `slot_for` keeps in u32.
+                    self.slot_of.push(slot as u32);
+                    group
+                }
+                group => group,
+            };
+            groups.push(group as usize);
+        }
+        Ok(groups)
+    }
+
+    /// Whether this pane has rows of the key in `slot`.
+    fn holds(&self, slot: usize) -> bool {
+        self.group_of.get(slot).is_some_and(|&g| g != UNSEEN)
+    }
+
+    fn size(&self) -> usize {
+        self.group_of.capacity() * 4
+            + self.slot_of.capacity() * 4
+            + self.columns.iter().map(|c| c.size()).sum::<usize>()
+    }
 }
 
 /// Keys in key order: their slots, row-format keys and key columns.
@@ -80,20 +159,29 @@ impl Collapsed {
             free: Vec::new(),
             slots: 0,
             columns,
+            closed_keys: 0,
+            live: BTreeMap::new(),
             converter: key_converter(key_schema)?,
             key_count: key_schema.fields().len(),
             sorted: None,
         }))
     }
 
-    /// Whether no key is held.
+    /// Whether no closed pane has left a value (so no window can have rows until
+    /// a live pane closes).
     pub(crate) fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.closed_keys == 0
     }
 
-    /// Keys held.
+    /// The earliest pane still receiving rows.
+    pub(crate) fn first_live(&self) -> Option<i64> {
+        self.live.keys().next().copied()
+    }
+
+    /// Keys held, counted once in the merged state and once in each live pane
+    /// that has rows of them.
     pub(crate) fn groups(&self) -> usize {
-        self.index.len()
+        self.closed_keys + self.live.values().map(|p| p.slot_of.len()).sum::<usize>()
     }
 
     /// Bytes held.
@@ -102,37 +190,106 @@ impl Collapsed {
             + self.index.keys().map(|k| k.len() + 56).sum::<usize>()
             + self.sorted.as_ref().map_or(0, Sorted::size)
             + self.free.capacity() * 8
+            + self.live.values().map(LivePane::size).sum::<usize>()
     }
 
-    /// Merges a closed pane's state (keys, then each aggregate's state), or a
-    /// checkpoint of this state.
-    pub(crate) fn absorb(&mut self, state: &StateBatch, aggregates: &Aggregates) -> Result<()> {
-        let columns = state.batch.columns();
-        let rows = state.rows();
-        let keys = if self.key_count == 0 {
+    /// The slot of each row's key (`keys` evaluated over `rows` rows), new keys
+    /// given a slot.
+    fn slots_of(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+        let converted = if self.key_count == 0 {
             None
         } else {
-            Some(self.converter.convert_columns(&columns[..self.key_count])?)
+            Some(self.converter.convert_columns(keys)?)
         };
         let mut slots = Vec::with_capacity(rows);
         for row in 0..rows {
-            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(row).data());
+            let key: &[u8] = converted.as_ref().map_or(&[], |k| k.row(row).data());
             let slot = match self.index.get(key) {
                 Some(&slot) => slot,
                 None => {
                     self.sorted = None;
-                    let slot = self.free.pop().unwrap_or_else(|| {
-                        self.slots += 1;
-                        self.slots - 1
-                    });
+                    let slot = match self.free.pop() {
+                        Some(slot) => slot,
+                        None if self.slots < UNSEEN as usize => {
+                            self.slots += 1;
+                            self.slots - 1
+                        }
+                        None => {
+                            return Err(EngineError::Internal(
+                                "more than 2^32 keys in hop windows".to_owned(),
+                            ));
+                        }
+                    };
                     self.index.insert(Arc::from(key), slot);
                     slot
                 }
             };
             slots.push(slot);
         }
-        let mut states = &columns[self.key_count..];
-        for (i, column) in self.columns.iter_mut().enumerate() {
+        for column in &mut self.columns {
+            column.reserve(self.slots);
+        }
+        Ok(slots)
+    }
+
+    fn live_pane(&mut self, pane: i64, aggregates: &Aggregates) -> Result<&mut LivePane> {
+        if !self.live.contains_key(&pane) {
+            self.live.insert(pane, LivePane::new(aggregates)?);
+        }
+        self.live
+            .get_mut(&pane)
+            .ok_or_else(|| EngineError::Internal("pane vanished".to_owned()))
+    }
+
+    /// Adds rows (their key columns and aggregate inputs) to live pane `pane`.
+    pub(crate) fn update(
+        &mut self,
+        pane: i64,
+        keys: &[ArrayRef],
+        inputs: &Inputs,
+        rows: usize,
+        aggregates: &Aggregates,
+    ) -> Result<()> {
+        let slots = self.slots_of(keys, rows)?;
+        let total = self.slots;
+        let live = self.live_pane(pane, aggregates)?;
+        let groups = live.groups(&slots, total)?;
+        let count = live.slot_of.len();
+        for (i, column) in live.columns.iter_mut().enumerate() {
+            let (values, filter) = aggregates.input_of(inputs, i);
+            column.update_batch(values, &groups, filter, count)?;
+        }
+        Ok(())
+    }
+
+    /// Merges checkpointed state (keys, then each aggregate's state) into live
+    /// pane `pane`, or into the merged state if `pane` is `None`.
+    pub(crate) fn absorb(
+        &mut self,
+        pane: Option<i64>,
+        state: &StateBatch,
+        aggregates: &Aggregates,
+    ) -> Result<()> {
+        let columns = state.batch.columns();
+        let key_count = self.key_count;
+        if columns.len() < key_count {
+            return Err(EngineError::Checkpoint(
+                "a state part has fewer columns than the keys".to_owned(),
+            ));
+        }
+        let slots = self.slots_of(&columns[..key_count], state.rows())?;
+        let total = self.slots;
+        let (targets, groups, count) = match pane {
+            None => (&mut self.columns, slots, total),
+            Some(pane) => {
+                let live = self.live_pane(pane, aggregates)?;
+                let groups = live.groups(&slots, total)?;
+                let count = live.slot_of.len();
+                (&mut live.columns, groups, count)
+            }
+        };
+        let mut states = &columns[key_count..];
+        for (i, column) in targets.iter_mut().enumerate() {
             let width = aggregates.state_width(i);
             if states.len() < width {
                 return Err(EngineError::Checkpoint(
@@ -140,105 +297,228 @@ impl Collapsed {
                 ));
             }
             let (mine, rest) = states.split_at(width);
-            column.merge_batch(mine, &slots, self.slots)?;
+            column.merge_batch(mine, &groups, count)?;
             states = rest;
         }
+        self.count_closed();
         Ok(())
     }
 
-    /// The window starting at `start`: every key whose latest row is at or after
-    /// it, with each value that is; keys older than `start` are dropped for good.
-    pub(crate) fn window(&mut self, start: i64, aggregates: &Aggregates) -> Result<Option<Window>> {
+    /// Recounts the keys with a value in the merged state.
+    fn count_closed(&mut self) {
+        let slots: Vec<usize> = self.index.values().copied().collect();
+        self.closed_keys = self.columns.last().map_or(0, |hidden| {
+            hidden.orders_at(&slots).iter().flatten().count()
+        });
+    }
+
+    /// Closes `pane`: merges its rows into the merged state, then emits the
+    /// window starting at `start` (see [`window`](Self::window)).
+    pub(crate) fn close(
+        &mut self,
+        pane: i64,
+        start: i64,
+        aggregates: &Aggregates,
+    ) -> Result<Option<Window>> {
+        if let Some(live) = self.live.remove(&pane) {
+            let slots: Vec<usize> = live.slot_of.iter().map(|&s| s as usize).collect();
+            for (merged, mut column) in self.columns.iter_mut().zip(live.columns) {
+                let state = column.state(EmitTo::All)?;
+                merged.merge_batch(&state, &slots, self.slots)?;
+            }
+        }
+        self.window(start, aggregates)
+    }
+
+    /// The window starting at `start`: every key whose latest closed row is at or
+    /// after it, with each value that is. Keys older than `start` with no row in a
+    /// live pane are dropped for good.
+    fn window(&mut self, start: i64, aggregates: &Aggregates) -> Result<Option<Window>> {
         let Some(hidden) = self.columns.last() else {
             return Ok(None);
         };
         let sorted = match self.sorted.take() {
             Some(sorted) => sorted,
-            None => {
-                // In key order (row format sorts as the key columns do), so the
-                // window comes out sorted.
-                let mut order: Vec<(&Arc<[u8]>, usize)> =
-                    self.index.iter().map(|(k, &slot)| (k, slot)).collect();
-                order.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                let keys: Vec<Arc<[u8]>> = order.iter().map(|(k, _)| Arc::clone(k)).collect();
-                let columns = if self.key_count == 0 || keys.is_empty() {
-                    Vec::new()
-                } else {
-                    let parser = self.converter.parser();
-                    self.converter
-                        .convert_rows(keys.iter().map(|k| parser.parse(k)))?
-                };
-                Sorted {
-                    slots: order.iter().map(|&(_, slot)| slot).collect(),
-                    keys,
-                    columns,
-                }
-            }
+            None => self.sort()?,
         };
-        let keep: Vec<bool> = hidden
-            .orders_at(&sorted.slots)
-            .into_iter()
+        let latest = hidden.orders_at(&sorted.slots);
+        let in_window: Vec<bool> = latest
+            .iter()
             .map(|t| t.is_some_and(|t| t >= start))
             .collect();
-        let sorted = if keep.iter().all(|&k| k) {
-            sorted
+        let leaving: Vec<bool> = sorted
+            .slots
+            .iter()
+            .zip(&in_window)
+            .map(|(&slot, &inside)| !inside && !self.live.values().any(|p| p.holds(slot)))
+            .collect();
+        let (sorted, in_window) = if leaving.iter().any(|&l| l) {
+            self.drop_leaving(sorted, &leaving, in_window)?
         } else {
-            // Keys whose latest row is older than the window start leave for good.
-            let mask = BooleanArray::from(keep.clone());
-            let mut kept = Sorted {
-                slots: Vec::with_capacity(sorted.slots.len()),
-                keys: Vec::with_capacity(sorted.keys.len()),
-                columns: sorted
-                    .columns
-                    .iter()
-                    .map(|c| filter(c, &mask))
-                    .collect::<Result<_, _>>()?,
-            };
-            for ((slot, key), keep) in sorted.slots.into_iter().zip(sorted.keys).zip(keep) {
-                if keep {
-                    kept.slots.push(slot);
-                    kept.keys.push(key);
-                } else {
-                    self.index.remove(&key);
-                    for column in &mut self.columns {
-                        column.clear(slot);
-                    }
-                    self.free.push(slot);
-                }
-            }
-            kept
+            (sorted, in_window)
         };
-        let window = if sorted.slots.is_empty() {
-            None
+        self.closed_keys = latest
+            .iter()
+            .zip(&leaving)
+            .filter(|(t, l)| t.is_some() && !**l)
+            .count();
+        let window = if in_window.iter().all(|&w| w) {
+            self.values(&sorted.slots, &sorted.columns, start, aggregates)?
         } else {
-            let visible = &self.columns[..self.columns.len() - 1];
-            let mut values = Vec::with_capacity(visible.len());
-            for (i, column) in visible.iter().enumerate() {
-                values.push(aggregates.finish(i, column.values_since(&sorted.slots, start)?)?);
-            }
-            Some((sorted.columns.clone(), values))
+            // Some keys only have rows in live panes, or none since `start`.
+            let mask = BooleanArray::from(in_window.clone());
+            let keys = sorted
+                .columns
+                .iter()
+                .map(|c| filter(c, &mask))
+                .collect::<Result<Vec<_>, _>>()?;
+            let slots: Vec<usize> = sorted
+                .slots
+                .iter()
+                .zip(&in_window)
+                .filter(|(_, w)| **w)
+                .map(|(&s, _)| s)
+                .collect();
+            self.values(&slots, &keys, start, aggregates)?
         };
         self.sorted = Some(sorted);
         Ok(window)
     }
 
-    /// The whole state as a batch of keys and aggregate states (the layout
-    /// [`absorb`](Self::absorb) takes), or `None` if empty.
-    pub(crate) fn export(&self) -> Result<Option<RecordBatch>> {
-        if self.index.is_empty() {
-            return Ok(None);
-        }
-        let slots: Vec<usize> = self.index.values().copied().collect();
-        let mut columns = if self.key_count == 0 {
+    /// Every key in key order (row format sorts as the key columns do).
+    fn sort(&self) -> Result<Sorted> {
+        let mut order: Vec<(&Arc<[u8]>, usize)> =
+            self.index.iter().map(|(k, &slot)| (k, slot)).collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let keys: Vec<Arc<[u8]>> = order.iter().map(|(k, _)| Arc::clone(k)).collect();
+        let columns = if self.key_count == 0 || keys.is_empty() {
             Vec::new()
         } else {
             let parser = self.converter.parser();
             self.converter
-                .convert_rows(self.index.keys().map(|k| parser.parse(k)))?
+                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
         };
-        for column in &self.columns {
-            columns.extend(column.state_at(&slots)?);
+        Ok(Sorted {
+            slots: order.iter().map(|&(_, slot)| slot).collect(),
+            keys,
+            columns,
+        })
+    }
+
+    /// Drops the keys marked `leaving` for good, freeing their slots; returns the
+    /// keys that stay with their `in_window` marks.
+    fn drop_leaving(
+        &mut self,
+        sorted: Sorted,
+        leaving: &[bool],
+        in_window: Vec<bool>,
+    ) -> Result<(Sorted, Vec<bool>)> {
+        let mask = BooleanArray::from(leaving.iter().map(|&l| !l).collect::<Vec<_>>());
+        let mut kept = Sorted {
+            slots: Vec::with_capacity(sorted.slots.len()),
+            keys: Vec::with_capacity(sorted.keys.len()),
+            columns: sorted
+                .columns
+                .iter()
+                .map(|c| filter(c, &mask))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut kept_in_window = Vec::with_capacity(in_window.len());
+        for (((slot, key), &leave), inside) in sorted
+            .slots
+            .into_iter()
+            .zip(sorted.keys)
+            .zip(leaving)
+            .zip(in_window)
+        {
+            if leave {
+                self.index.remove(&key);
+                for column in &mut self.columns {
+                    column.clear(slot);
+                }
+                self.free.push(slot);
+            } else {
+                kept.slots.push(slot);
+                kept.keys.push(key);
+                kept_in_window.push(inside);
+            }
         }
-        state_columns(columns).map(Some)
+        Ok((kept, kept_in_window))
+    }
+
+    /// The window of keys `keys` in `slots`: each value at or after `start`.
+    fn values(
+        &self,
+        slots: &[usize],
+        keys: &[ArrayRef],
+        start: i64,
+        aggregates: &Aggregates,
+    ) -> Result<Option<Window>> {
+        if slots.is_empty() {
+            return Ok(None);
+        }
+        let visible = &self.columns[..self.columns.len() - 1];
+        let mut values = Vec::with_capacity(visible.len());
+        for (i, column) in visible.iter().enumerate() {
+            values.push(aggregates.finish(i, column.values_since(slots, start)?)?);
+        }
+        Ok(Some((keys.to_vec(), values)))
+    }
+
+    /// The checkpoint of the state: the merged state (`None` as pane) and each
+    /// live pane, as batches of keys and aggregate states (the layout
+    /// [`absorb`](Self::absorb) takes). Empty parts are left out.
+    pub(crate) fn export(&self) -> Result<Vec<(Option<i64>, RecordBatch)>> {
+        let mut key_of: Vec<Option<&Arc<[u8]>>> = vec![None; self.slots];
+        for (key, &slot) in &self.index {
+            key_of[slot] = Some(key);
+        }
+        let keys_at = |slots: &[usize]| -> Result<Vec<ArrayRef>> {
+            if self.key_count == 0 {
+                return Ok(Vec::new());
+            }
+            let keys = slots
+                .iter()
+                .map(|&s| {
+                    key_of[s].ok_or_else(|| {
+                        EngineError::Internal("a live slot without a key".to_owned())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let parser = self.converter.parser();
+            Ok(self
+                .converter
+                .convert_rows(keys.iter().map(|k| parser.parse(k)))?)
+        };
+        let mut parts = Vec::new();
+        if let Some(hidden) = self.columns.last() {
+            let all: Vec<usize> = self.index.values().copied().collect();
+            let closed: Vec<usize> = all
+                .iter()
+                .zip(hidden.orders_at(&all))
+                .filter(|(_, t)| t.is_some())
+                .map(|(&s, _)| s)
+                .collect();
+            if !closed.is_empty() {
+                let mut columns = keys_at(&closed)?;
+                for column in &self.columns {
+                    columns.extend(column.state_at(&closed)?);
+                }
+                parts.push((None, state_columns(columns)?));
+            }
+        }
+        for (&pane, live) in &self.live {
+            if live.slot_of.is_empty() {
+                continue;
+            }
+            let slots: Vec<usize> = live.slot_of.iter().map(|&s| s as usize).collect();
+            let groups: Vec<usize> = (0..slots.len()).collect();
+            let mut columns = keys_at(&slots)?;
+            for column in &live.columns {
+                columns.extend(column.state_at(&groups)?);
+            }
+            parts.push((Some(pane), state_columns(columns)?));
+        }
+        Ok(parts)
     }
 }

@@ -124,6 +124,9 @@ pub(crate) trait PickColumn: GroupsAccumulator {
     fn state_at(&self, groups: &[usize]) -> Result<Vec<ArrayRef>>;
     /// Forgets `group`, so that its slot can serve a new group.
     fn clear(&mut self, group: usize);
+    /// Makes room for `groups` groups, the new ones unset, so that they can be
+    /// read before any row reaches them.
+    fn reserve(&mut self, groups: usize);
     /// As a plain grouped accumulator.
     fn into_accumulator(self: Box<Self>) -> Box<dyn GroupsAccumulator>;
 }
@@ -566,6 +569,10 @@ impl<S: Slots + 'static> PickColumn for Latest<S> {
             self.is_set.set_bit(group, false);
             self.slots.clear(group);
         }
+    }
+
+    fn reserve(&mut self, groups: usize) {
+        self.resize(groups);
     }
 
     fn into_accumulator(self: Box<Self>) -> Box<dyn GroupsAccumulator> {

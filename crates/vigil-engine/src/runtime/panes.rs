@@ -22,7 +22,7 @@ use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::StatefulOperator;
-use super::aggregates::{Aggregates, Groups, StateBatch, evaluate, state_columns};
+use super::aggregates::{Aggregates, Groups, Inputs, StateBatch, evaluate, state_columns};
 use super::checkpoint::{tag_of, tagged};
 use super::collapsed::Collapsed;
 use super::output::{WindowColumn, assemble};
@@ -119,22 +119,30 @@ impl PaneWindows {
 }
 
 impl PaneWindows {
-    /// Closes `pane` in collapsed mode (see [`Collapsed`]): merges its groups into
+    /// The earliest pane still receiving rows.
+    fn first_live(&self) -> Option<i64> {
+        match &self.collapsed {
+            Some(collapsed) => collapsed.first_live(),
+            None => self.live.first_key_value().map(|(&p, _)| p),
+        }
+    }
+
+    /// Adds rows of one pane.
+    fn update(&mut self, pane: i64, keys: &[ArrayRef], inputs: &Inputs, rows: usize) -> Result<()> {
+        match self.collapsed.as_mut() {
+            Some(collapsed) => collapsed.update(pane, keys, inputs, rows, &self.aggregates),
+            None => self.pane_groups(pane)?.update(keys, inputs, rows),
+        }
+    }
+
+    /// Closes `pane` in collapsed mode (see [`Collapsed`]): merges its rows into
     /// the merged state and emits the window ending with the pane.
-    fn close_collapsed(
-        &mut self,
-        pane: i64,
-        groups: Option<Groups>,
-        out: &mut Vec<RecordBatch>,
-    ) -> Result<()> {
+    fn close_collapsed(&mut self, pane: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
         let Some(collapsed) = self.collapsed.as_mut() else {
             return Ok(());
         };
-        if let Some(groups) = groups {
-            collapsed.absorb(&groups.freeze(&self.aggregates)?, &self.aggregates)?;
-        }
         let start = (pane + 1 - self.panes_per_window) * self.slide;
-        if let Some((keys, values)) = collapsed.window(start, &self.aggregates)? {
+        if let Some((keys, values)) = collapsed.close(pane, start, &self.aggregates)? {
             self.emit(pane, keys, values, false, out)?;
         }
         Ok(())
@@ -165,8 +173,7 @@ impl StatefulOperator for PaneWindows {
             ));
         };
         if first == last {
-            let rows = batch.num_rows();
-            return self.pane_groups(first)?.update(&keys, &inputs, rows);
+            return self.update(first, &keys, &inputs, batch.num_rows());
         }
         let mut distinct: Vec<i64> = panes.values().to_vec();
         distinct.sort_unstable();
@@ -179,8 +186,7 @@ impl StatefulOperator for PaneWindows {
                 .map(|k| arrow::compute::filter(k, &mask))
                 .collect::<Result<Vec<_>, _>>()?;
             let pane_inputs = inputs.filter(&mask)?;
-            self.pane_groups(pane)?
-                .update(&pane_keys, &pane_inputs, rows)?;
+            self.update(pane, &pane_keys, &pane_inputs, rows)?;
         }
         Ok(())
     }
@@ -188,10 +194,7 @@ impl StatefulOperator for PaneWindows {
     fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
         // Pane p is complete once the watermark reaches its end, (p + 1) * slide.
         let complete_below = watermark.div_euclid(self.slide);
-        let Some(mut pane) = self
-            .next_pane
-            .or_else(|| self.live.first_key_value().map(|(&p, _)| p))
-        else {
+        let Some(mut pane) = self.next_pane.or_else(|| self.first_live()) else {
             return Ok(());
         };
         while pane < complete_below {
@@ -199,23 +202,23 @@ impl StatefulOperator for PaneWindows {
                 self.queue.is_empty() && self.collapsed.as_ref().is_none_or(Collapsed::is_empty);
             if nothing_open {
                 // Nothing open: skip to the next pane with rows.
-                match self.live.first_key_value() {
-                    Some((&p, _)) if p < complete_below => pane = pane.max(p),
+                match self.first_live() {
+                    Some(p) if p < complete_below => pane = pane.max(p),
                     _ => {
                         pane = complete_below;
                         break;
                     }
                 }
             }
-            let groups = self.live.remove(&pane);
-            if self.panes_per_window == 1 {
-                if let Some(groups) = groups {
+            if self.collapsed.is_some() {
+                self.close_collapsed(pane, out)?;
+            } else if self.panes_per_window == 1 {
+                if let Some(groups) = self.live.remove(&pane) {
                     let (keys, values) = groups.evaluate(&self.aggregates)?;
                     self.emit(pane, keys, values, true, out)?;
                 }
-            } else if self.collapsed.is_some() {
-                self.close_collapsed(pane, groups, out)?;
             } else {
+                let groups = self.live.remove(&pane);
                 if let Some(groups) = groups {
                     let state = groups.freeze(&self.aggregates)?;
                     self.queue
@@ -266,8 +269,13 @@ impl StatefulOperator for PaneWindows {
         if let Some(total) = &self.queue.back_total {
             parts.push(total.to_part(BACK_TOTAL, 0)?);
         }
-        if let Some(Some(closed)) = self.collapsed.as_ref().map(Collapsed::export).transpose()? {
-            parts.push(tagged(closed, CLOSED, 0)?);
+        if let Some(collapsed) = &self.collapsed {
+            for (pane, state) in collapsed.export()? {
+                parts.push(match pane {
+                    Some(pane) => tagged(state, LIVE, pane)?,
+                    None => tagged(state, CLOSED, 0)?,
+                });
+            }
         }
         Ok(parts)
     }
@@ -282,6 +290,11 @@ impl StatefulOperator for PaneWindows {
             }
             let state = StateBatch::from_part(part, key_count, &self.aggregates)?;
             match role {
+                LIVE if self.collapsed.is_some() => {
+                    if let Some(collapsed) = self.collapsed.as_mut() {
+                        collapsed.absorb(Some(tag), &state, &self.aggregates)?;
+                    }
+                }
                 LIVE => {
                     let mut groups = Groups::new(&self.key_schema, &self.aggregates)?;
                     groups.merge(&state)?;
@@ -291,7 +304,7 @@ impl StatefulOperator for PaneWindows {
                 BACK => self.queue.back.push((tag, state)),
                 BACK_TOTAL => self.queue.back_total = Some(state),
                 CLOSED => match self.collapsed.as_mut() {
-                    Some(collapsed) => collapsed.absorb(&state, &self.aggregates)?,
+                    Some(collapsed) => collapsed.absorb(None, &state, &self.aggregates)?,
                     None => {
                         return Err(EngineError::Checkpoint(
                             "merged hop state for windows that keep panes".to_owned(),
