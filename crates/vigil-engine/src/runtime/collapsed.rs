@@ -233,12 +233,12 @@ impl Collapsed {
     }
 
     fn live_pane(&mut self, pane: i64, aggregates: &Aggregates) -> Result<&mut LivePane> {
-        if !self.live.contains_key(&pane) {
-            self.live.insert(pane, LivePane::new(aggregates)?);
-        }
-        self.live
-            .get_mut(&pane)
-            .ok_or_else(|| EngineError::Internal("pane vanished".to_owned()))
+        Ok(match self.live.entry(pane) {
+            std::collections::btree_map::Entry::Occupied(live) => live.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(LivePane::new(aggregates)?)
+            }
+        })
     }
 
     /// Adds rows (their key columns and aggregate inputs) to live pane `pane`.
