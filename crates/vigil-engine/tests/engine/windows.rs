@@ -363,12 +363,14 @@ fn without_n(lines: &[String]) -> Vec<Value> {
 /// Hop windows whose aggregates are all latest values by event time keep one merged
 /// state instead of a state per pane. Adding any other aggregate (count) turns that
 /// off, so the same query with and without it must pick the same values: keys that
-/// fall silent leave the windows, come back, send rows whose values are all NULL,
-/// with IGNORE NULLS and without, keyed and global.
+/// fall silent leave the windows, come back (also while their last window
+/// closes), send rows whose values are all NULL, with IGNORE NULLS and without,
+/// keyed and global.
 #[test]
 fn collapsed_hop_windows_equal_pane_by_pane_ones() {
     let mut rows = Vec::new();
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut d_rows = vec![(100_i64, 7), (602, 8)];
     for i in 0..600_i64 {
         state ^= state << 13;
         state ^= state >> 7;
@@ -389,6 +391,16 @@ fn collapsed_hop_windows_equal_pane_by_pane_ones() {
             r#"{{"patient_id":"{patient}","observed_at":{},"x":{x}}}"#,
             at(t)
         ));
+        // d is seen at 100 s, then once at 602 s: that row reaches the pane
+        // [600, 660) before the window [300, 600) closes without d, so d must
+        // stay known through that close.
+        while let Some(&(d, x)) = d_rows.first().filter(|(d, _)| t >= *d) {
+            rows.push(format!(
+                r#"{{"patient_id":"d","observed_at":{},"x":{x}}}"#,
+                at(d)
+            ));
+            d_rows.remove(0);
+        }
     }
     let input = rows.join("\n");
     let picks = "last_value(x ORDER BY observed_at) AS latest,
