@@ -90,7 +90,8 @@ FROM readings GROUP BY patient_id;",
 }
 
 /// Three patients over twelve minutes, out of order within the delay, with gaps that
-/// split sessions and expire updating groups, and one late row.
+/// split sessions and expire updating groups, one late row, and a silence that
+/// windows close through.
 fn input() -> String {
     let mut lines = Vec::new();
     let mut push = |patient: &str, ward: &str, s: i64, x: f64, o2: &str| {
@@ -129,6 +130,8 @@ fn input() -> String {
     // A row far behind the watermark: late.
     push("a", "4B", 100, 99.0, "true");
     push("b", "ICU", 720, 5.0, "false");
+    // Eight silent minutes: windows still close over the state held from before.
+    push("a", "4B", 1200, 3.0, "null");
     lines.join("\n")
 }
 
