@@ -130,8 +130,8 @@ fn input() -> String {
     // A row far behind the watermark: late.
     push("a", "4B", 100, 99.0, "true");
     push("b", "ICU", 720, 5.0, "false");
-    // Eight silent minutes: windows still close over the state held from before.
-    push("a", "4B", 1200, 3.0, "null");
+    // Three silent minutes: windows still close over the state held from before.
+    push("a", "4B", 900, 3.0, "null");
     lines.join("\n")
 }
 
