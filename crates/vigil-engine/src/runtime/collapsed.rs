@@ -11,8 +11,9 @@
 //! costs one merge of the pane that closed. Keys whose latest row is older than
 //! the window start can appear in no later window and are dropped.
 //!
-//! Every key has one slot, handed out by a hash index of keys in row format when
-//! the key's first row arrives. The merged state lives in latest-value columns
+//! Every key has one slot, handed out when the key's first row arrives; keys are
+//! interned by DataFusion's group values (built again over the keys that stay
+//! when some leave), which map each key to a dense id, and the id to the slot. The merged state lives in latest-value columns
 //! indexed by slot, read without being consumed. The panes still receiving rows
 //! (live panes) keep no keys of their own: a live pane maps the slots it has seen
 //! to its own compact groups, so a key is hashed once per row and never again when
@@ -26,12 +27,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use arrow::compute::filter;
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter, take};
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
-use datafusion::common::HashMap;
 use datafusion::logical_expr::EmitTo;
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::aggregates::{Aggregates, Inputs, StateBatch, key_converter, state_columns};
 use super::latest::PickColumn;
@@ -43,8 +45,13 @@ const UNSEEN: u32 = u32::MAX;
 /// The state of collapsed hop windows: the merge of every closed pane, and the
 /// panes still receiving rows.
 pub(crate) struct Collapsed {
-    /// Key in row format (empty without keys) to its slot.
-    index: HashMap<Arc<[u8]>, usize>,
+    /// The keys held, interned to dense ids (`None` without keys: then the one
+    /// implicit key has id 0 once a row came).
+    keys: Option<Box<dyn GroupValues>>,
+    /// Per key id: its slot. Ids are dense and renumbered when keys leave; slots
+    /// stay put, so that state indexed by slot never moves.
+    slot_of: Vec<u32>,
+    key_schema: SchemaRef,
     free: Vec<usize>,
     /// Slots handed out so far.
     slots: usize,
@@ -125,17 +132,15 @@ impl LivePane {
     }
 }
 
-/// Keys in key order: their slots, row-format keys and key columns.
+/// Every key in key order: their slots and key columns.
 struct Sorted {
     slots: Vec<usize>,
-    keys: Vec<Arc<[u8]>>,
     columns: Vec<ArrayRef>,
 }
 
 impl Sorted {
     fn size(&self) -> usize {
         self.slots.capacity() * 8
-            + self.keys.capacity() * 16
             + self
                 .columns
                 .iter()
@@ -154,8 +159,18 @@ impl Collapsed {
         let Some(columns) = aggregates.pick_columns()? else {
             return Ok(None);
         };
+        let keys = if key_schema.fields().is_empty() {
+            None
+        } else {
+            Some(new_group_values(
+                Arc::clone(key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
         Ok(Some(Collapsed {
-            index: HashMap::default(),
+            keys,
+            slot_of: Vec::new(),
+            key_schema: Arc::clone(key_schema),
             free: Vec::new(),
             slots: 0,
             columns,
@@ -187,7 +202,8 @@ impl Collapsed {
     /// Bytes held.
     pub(crate) fn size(&self) -> usize {
         self.columns.iter().map(|c| c.size()).sum::<usize>()
-            + self.index.keys().map(|k| k.len() + 56).sum::<usize>()
+            + self.keys.as_ref().map_or(0, |k| k.size())
+            + self.slot_of.capacity() * 4
             + self.sorted.as_ref().map_or(0, Sorted::size)
             + self.free.capacity() * 8
             + self.live.values().map(LivePane::size).sum::<usize>()
@@ -196,40 +212,75 @@ impl Collapsed {
     /// The slot of each row's key (`keys` evaluated over `rows` rows), new keys
     /// given a slot.
     fn slots_of(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
-        let converted = if self.key_count == 0 {
-            None
-        } else {
-            Some(self.converter.convert_columns(keys)?)
-        };
+        let mut ids = Vec::with_capacity(rows);
+        match self.keys.as_mut() {
+            Some(index) => index.intern(keys, &mut ids)?,
+            None => ids.resize(rows, 0),
+        }
+        // New keys get the next ids, in order.
+        let known = self.slot_of.len();
         let mut slots = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let key: &[u8] = converted.as_ref().map_or(&[], |k| k.row(row).data());
-            let slot = match self.index.get(key) {
-                Some(&slot) => slot,
-                None => {
-                    self.sorted = None;
-                    let slot = match self.free.pop() {
-                        Some(slot) => slot,
-                        None if self.slots < UNSEEN as usize => {
-                            self.slots += 1;
-                            self.slots - 1
-                        }
-                        None => {
-                            return Err(EngineError::Internal(
-                                "more than 2^32 keys in hop windows".to_owned(),
-                            ));
-                        }
-                    };
-                    self.index.insert(Arc::from(key), slot);
-                    slot
-                }
-            };
-            slots.push(slot);
+        for id in ids {
+            if id >= self.slot_of.len() {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None if self.slots < UNSEEN as usize => {
+                        self.slots += 1;
+                        self.slots - 1
+                    }
+                    None => {
+                        return Err(EngineError::Internal(
+                            "more than 2^32 keys in hop windows".to_owned(),
+                        ));
+                    }
+                };
+                // Below `UNSEEN`, checked above.
+                self.slot_of.push(slot as u32);
+            }
+            slots.push(self.slot_of[id] as usize);
+        }
+        if self.slot_of.len() > known {
+            self.sorted = None;
         }
         for column in &mut self.columns {
             column.reserve(self.slots);
         }
         Ok(slots)
+    }
+
+    /// Every key with its slot, by id: the key columns, consumed from the index and
+    /// interned again (the same ids, since they are distinct and in id order).
+    fn all_keys(&mut self) -> Result<Vec<ArrayRef>> {
+        let Some(index) = self.keys.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if index.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = index.emit(EmitTo::All)?;
+        let mut ids = Vec::with_capacity(self.slot_of.len());
+        index.intern(&columns, &mut ids)?;
+        if ids.iter().enumerate().any(|(i, &id)| i != id) {
+            return Err(EngineError::Internal(
+                "keys came back with other ids".to_owned(),
+            ));
+        }
+        Ok(columns)
+    }
+
+    /// Keeps only the keys in `kept` (key columns and their slots): the index is
+    /// built again over them.
+    fn keep_keys(&mut self, kept: &Sorted) -> Result<()> {
+        if let Some(index) = self.keys.as_mut() {
+            *index = new_group_values(Arc::clone(&self.key_schema), &GroupOrdering::None)?;
+            if !kept.slots.is_empty() {
+                let mut ids = Vec::with_capacity(kept.slots.len());
+                index.intern(&kept.columns, &mut ids)?;
+            }
+        }
+        // Ids follow the order of `kept`.
+        self.slot_of = kept.slots.iter().map(|&s| s as u32).collect();
+        Ok(())
     }
 
     fn live_pane(&mut self, pane: i64, aggregates: &Aggregates) -> Result<&mut LivePane> {
@@ -306,7 +357,7 @@ impl Collapsed {
 
     /// Recounts the keys with a value in the merged state.
     fn count_closed(&mut self) {
-        let slots: Vec<usize> = self.index.values().copied().collect();
+        let slots: Vec<usize> = self.slot_of.iter().map(|&s| s as usize).collect();
         self.closed_keys = self.columns.last().map_or(0, |hidden| {
             hidden.orders_at(&slots).iter().flatten().count()
         });
@@ -334,12 +385,12 @@ impl Collapsed {
     /// after it, with each value that is. Keys older than `start` with no row in a
     /// live pane are dropped for good.
     fn window(&mut self, start: i64, aggregates: &Aggregates) -> Result<Option<Window>> {
-        let Some(hidden) = self.columns.last() else {
-            return Ok(None);
-        };
         let sorted = match self.sorted.take() {
             Some(sorted) => sorted,
             None => self.sort()?,
+        };
+        let Some(hidden) = self.columns.last() else {
+            return Ok(None);
         };
         let latest = hidden.orders_at(&sorted.slots);
         let in_window: Vec<bool> = latest
@@ -385,23 +436,28 @@ impl Collapsed {
         Ok(window)
     }
 
-    /// Every key in key order (row format sorts as the key columns do).
-    fn sort(&self) -> Result<Sorted> {
-        let mut order: Vec<(&Arc<[u8]>, usize)> =
-            self.index.iter().map(|(k, &slot)| (k, slot)).collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let keys: Vec<Arc<[u8]>> = order.iter().map(|(k, _)| Arc::clone(k)).collect();
-        let columns = if self.key_count == 0 || keys.is_empty() {
-            Vec::new()
-        } else {
-            let parser = self.converter.parser();
-            self.converter
-                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
-        };
+    /// Every key in key order.
+    fn sort(&mut self) -> Result<Sorted> {
+        let columns = self.all_keys()?;
+        let slots: Vec<usize> = self.slot_of.iter().map(|&s| s as usize).collect();
+        if columns.is_empty() || slots.len() < 2 {
+            return Ok(Sorted { slots, columns });
+        }
+        // Row format sorts as the key columns do.
+        let rows = self.converter.convert_columns(&columns)?;
+        let mut order: Vec<u32> = (0..slots.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+        let indices = UInt32Array::from(order);
         Ok(Sorted {
-            slots: order.iter().map(|&(_, slot)| slot).collect(),
-            keys,
-            columns,
+            slots: indices
+                .values()
+                .iter()
+                .map(|&i| slots[i as usize])
+                .collect(),
+            columns: columns
+                .iter()
+                .map(|c| take(c, &indices, None))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -416,7 +472,6 @@ impl Collapsed {
         let mask = BooleanArray::from(leaving.iter().map(|&l| !l).collect::<Vec<_>>());
         let mut kept = Sorted {
             slots: Vec::with_capacity(sorted.slots.len()),
-            keys: Vec::with_capacity(sorted.keys.len()),
             columns: sorted
                 .columns
                 .iter()
@@ -424,25 +479,18 @@ impl Collapsed {
                 .collect::<Result<_, _>>()?,
         };
         let mut kept_in_window = Vec::with_capacity(in_window.len());
-        for (((slot, key), &leave), inside) in sorted
-            .slots
-            .into_iter()
-            .zip(sorted.keys)
-            .zip(leaving)
-            .zip(in_window)
-        {
+        for ((slot, &leave), inside) in sorted.slots.into_iter().zip(leaving).zip(in_window) {
             if leave {
-                self.index.remove(&key);
                 for column in &mut self.columns {
                     column.clear(slot);
                 }
                 self.free.push(slot);
             } else {
                 kept.slots.push(slot);
-                kept.keys.push(key);
                 kept_in_window.push(inside);
             }
         }
+        self.keep_keys(&kept)?;
         Ok((kept, kept_in_window))
     }
 
@@ -468,31 +516,36 @@ impl Collapsed {
     /// The checkpoint of the state: the merged state (`None` as pane) and each
     /// live pane, as batches of keys and aggregate states (the layout
     /// [`absorb`](Self::absorb) takes). Empty parts are left out.
-    pub(crate) fn export(&self) -> Result<Vec<(Option<i64>, RecordBatch)>> {
-        let mut key_of: Vec<Option<&Arc<[u8]>>> = vec![None; self.slots];
-        for (key, &slot) in &self.index {
-            key_of[slot] = Some(key);
+    pub(crate) fn export(&mut self) -> Result<Vec<(Option<i64>, RecordBatch)>> {
+        // The key columns of every key, and where each slot's key is in them.
+        let columns = self.all_keys()?;
+        let mut row_of: Vec<u32> = vec![UNSEEN; self.slots];
+        for (id, &slot) in self.slot_of.iter().enumerate() {
+            // Ids are below 2^32: there are no more keys than slots.
+            row_of[slot as usize] = id as u32;
         }
         let keys_at = |slots: &[usize]| -> Result<Vec<ArrayRef>> {
             if self.key_count == 0 {
                 return Ok(Vec::new());
             }
-            let keys = slots
+            let rows = slots
                 .iter()
-                .map(|&s| {
-                    key_of[s].ok_or_else(|| {
-                        EngineError::Internal("a live slot without a key".to_owned())
-                    })
+                .map(|&s| match row_of[s] {
+                    UNSEEN => Err(EngineError::Internal(
+                        "a live slot without a key".to_owned(),
+                    )),
+                    row => Ok(row),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let parser = self.converter.parser();
-            Ok(self
-                .converter
-                .convert_rows(keys.iter().map(|k| parser.parse(k)))?)
+            let rows = UInt32Array::from(rows);
+            Ok(columns
+                .iter()
+                .map(|c| take(c, &rows, None))
+                .collect::<Result<_, _>>()?)
         };
         let mut parts = Vec::new();
         if let Some(hidden) = self.columns.last() {
-            let all: Vec<usize> = self.index.values().copied().collect();
+            let all: Vec<usize> = self.slot_of.iter().map(|&s| s as usize).collect();
             let closed: Vec<usize> = all
                 .iter()
                 .zip(hidden.orders_at(&all))

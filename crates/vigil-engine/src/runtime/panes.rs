@@ -269,7 +269,7 @@ impl StatefulOperator for PaneWindows {
         if let Some(total) = &self.queue.back_total {
             parts.push(total.to_part(BACK_TOTAL, 0)?);
         }
-        if let Some(collapsed) = &self.collapsed {
+        if let Some(mut collapsed) = self.collapsed {
             for (pane, state) in collapsed.export()? {
                 parts.push(match pane {
                     Some(pane) => tagged(state, LIVE, pane)?,
