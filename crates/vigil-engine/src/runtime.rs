@@ -23,20 +23,35 @@ pub mod watermark;
 use arrow::array::RecordBatch;
 
 pub use checkpoint::PartitionState;
-pub use job::{Emitted, JobRunner};
+pub use job::{Emitted, JobCounters, JobRunner, Progress};
 
 use crate::error::Result;
 
+/// The earliest and latest event time of a batch's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchTimes {
+    first: i64,
+    last: i64,
+}
+
 /// An operator that keeps state between batches and emits when time moves.
 trait StatefulOperator: Send {
-    /// Absorbs rows (none of them late) whose latest event time is `batch_time`; may
-    /// emit (updating aggregates do).
+    /// Absorbs rows (none of them late) whose event times span `times`; may emit
+    /// (updating aggregates do).
     fn process(
         &mut self,
         batch: &RecordBatch,
-        batch_time: Option<i64>,
+        times: Option<BatchTimes>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()>;
+    /// The earliest event time a row must have to still matter to this operator:
+    /// older rows are in no window, session or group it will emit again, so their
+    /// input need not be replayed. `None` if the operator holds no rows' state.
+    fn horizon(&self) -> Option<i64>;
+    /// Emits nothing that ends at or before `end` (windows and sessions a previous
+    /// owner of the partition already emitted, rebuilt here from a replay that
+    /// lacks their older rows).
+    fn suppress_through(&mut self, end: i64);
     /// The (effective) watermark moved to `watermark`: emit what it completes.
     fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()>;
     /// Bytes of state held (an estimate from the accumulators' own accounting).

@@ -15,13 +15,13 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
-use super::StatefulOperator;
 use super::aggregates::{Aggregates, evaluate, physical_expr, physical_exprs};
 use super::checkpoint::{self, PartitionState};
 use super::panes::PaneWindows;
 use super::session::Sessions;
 use super::updating::Updating;
 use super::watermark::END_OF_TIME;
+use super::{BatchTimes, StatefulOperator};
 use crate::error::{EngineError, Result};
 use crate::plan::{Job, Stage};
 use crate::window::WindowKind;
@@ -80,6 +80,10 @@ pub struct JobCounters {
     pub rows_in: u64,
     /// Source rows found late.
     pub rows_late: u64,
+    /// Replayed source rows older than the horizon a partition resumed from
+    /// ([`JobRunner::resume`]): a previous owner already took them into
+    /// everything they belong to.
+    pub rows_replayed_done: u64,
     /// Rows emitted for the sink.
     pub rows_out: u64,
 }
@@ -93,6 +97,29 @@ struct PartitionSlot {
     /// A watermark restored with the state: this partition's rows behind it are late
     /// even if the job's own watermark (after a move to another instance) is lower.
     floor: Option<i64>,
+    /// Set when the partition resumed from a previous owner's [`Progress`]: rows
+    /// older than this were already taken in by it.
+    done_before: Option<i64>,
+    /// Set when the partition resumed: what the previous owner had emitted.
+    emitted_floor: Option<i64>,
+}
+
+/// How far a partition's input has been taken in, for committing its source
+/// offsets and for another instance to resume it by replay ([`JobRunner::resume`]).
+///
+/// A source offset can be committed once every row before it is older than
+/// `horizon` (or was late): those rows are in nothing the job will emit again. A
+/// new owner replays from the committed offset, skips rows older than `horizon`
+/// and does not emit again what ends at or before `emitted_through`, so it emits
+/// every result the previous owner had not, each from all its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Rows older than this no longer matter; `None`: no row matters (the partition
+    /// holds no state).
+    pub horizon: Option<i64>,
+    /// Windows and sessions ending at or before this have been emitted (the
+    /// watermark the operators last saw, allowed lateness taken off).
+    pub emitted_through: Option<i64>,
 }
 
 /// A job's operators, ready to take batches and watermarks.
@@ -235,6 +262,8 @@ impl JobRunner {
             std::collections::btree_map::Entry::Vacant(slot) => slot.insert(PartitionSlot {
                 operator: factory()?,
                 floor: None,
+                done_before: None,
+                emitted_floor: None,
             }),
         }))
     }
@@ -294,9 +323,68 @@ impl JobRunner {
             PartitionSlot {
                 operator,
                 floor: state.watermark,
+                done_before: None,
+                emitted_floor: None,
             },
         );
         Ok(())
+    }
+
+    /// How far `partition`'s input has been taken in (see [`Progress`]).
+    pub fn progress(&self, partition: u32) -> Progress {
+        let emitted_through = self.effective_watermark();
+        let Some(slot) = self.partitions.get(&partition) else {
+            return Progress {
+                horizon: None,
+                emitted_through,
+            };
+        };
+        let horizon = if self.event_time.is_none() {
+            // Without event time nothing ever leaves the state for good.
+            (slot.operator.state_groups() > 0).then_some(i64::MIN)
+        } else {
+            slot.operator.horizon()
+        };
+        Progress {
+            horizon,
+            emitted_through: max_option(emitted_through, slot.emitted_floor),
+        }
+    }
+
+    /// Takes `partition` over by replay from a previous owner's committed offset,
+    /// at that owner's `progress`: replayed rows older than its horizon are skipped
+    /// (counted in [`JobCounters::rows_replayed_done`]), and windows and sessions
+    /// it emitted are not emitted again. The partition must hold no state here.
+    pub fn resume(&mut self, partition: u32, progress: Progress) -> Result<()> {
+        if self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.operator.state_groups() > 0)
+        {
+            return Err(EngineError::Checkpoint(format!(
+                "partition {partition} already holds state"
+            )));
+        }
+        self.partitions.remove(&partition);
+        let Some(slot) = self.slot(partition)? else {
+            return Ok(());
+        };
+        slot.done_before = progress.horizon;
+        slot.emitted_floor = progress.emitted_through;
+        if let Some(through) = progress.emitted_through {
+            slot.operator.suppress_through(through);
+        }
+        Ok(())
+    }
+
+    fn effective_watermark(&self) -> Option<i64> {
+        self.watermark.map(|w| {
+            if w == END_OF_TIME {
+                END_OF_TIME
+            } else {
+                w.saturating_sub(self.lateness_ms)
+            }
+        })
     }
 
     /// Forgets a partition's state (the partition was revoked and its state is
@@ -314,7 +402,7 @@ impl JobRunner {
     /// (0 for a source without partitions).
     pub fn process(&mut self, partition: u32, batch: RecordBatch, out: &mut Emitted) -> Result<()> {
         self.counters.rows_in += batch.num_rows() as u64;
-        let (batch, batch_time) = self.split_late(partition, batch, out)?;
+        let (batch, times) = self.split_late(partition, batch, out)?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -323,7 +411,7 @@ impl JobRunner {
             None => self.emit(vec![batch], out),
             Some(slot) => {
                 let mut emitted = Vec::new();
-                slot.operator.process(&batch, batch_time, &mut emitted)?;
+                slot.operator.process(&batch, times, &mut emitted)?;
                 self.emit(emitted, out)
             }
         }
@@ -365,23 +453,54 @@ impl JobRunner {
     }
 
     /// Splits off rows behind the watermark (minus the allowed lateness), or without
-    /// an event time, when a stateful operator follows; returns the rest and their
-    /// latest event time.
+    /// an event time, when a stateful operator follows, and drops replayed rows a
+    /// previous owner already took in; returns the rest and their event-time span.
     fn split_late(
         &mut self,
         partition: u32,
         batch: RecordBatch,
         out: &mut Emitted,
-    ) -> Result<(RecordBatch, Option<i64>)> {
+    ) -> Result<(RecordBatch, Option<BatchTimes>)> {
         let Some(index) = self.event_time else {
             return Ok((batch, None));
         };
-        let times = batch
+        let span = |times: &arrow::array::TimestampMillisecondArray| {
+            Some(BatchTimes {
+                first: arrow::compute::min(times)?,
+                last: arrow::compute::max(times)?,
+            })
+        };
+        let mut times = batch
             .column(index)
             .as_primitive::<TimestampMillisecondType>()
             .clone();
         if self.factory.is_none() {
-            return Ok((batch, arrow::compute::max(&times)));
+            return Ok((batch, span(&times)));
+        }
+        let mut batch = batch;
+        if let Some(done) = self.partitions.get(&partition).and_then(|p| p.done_before) {
+            let keep = arrow::compute::kernels::cmp::gt_eq(
+                &times,
+                &arrow::array::Scalar::new(
+                    arrow::array::TimestampMillisecondArray::from(vec![done])
+                        .with_timezone_opt(times.timezone().map(str::to_owned)),
+                ),
+            )?;
+            // NULL times compare as NULL: not kept here, and late below.
+            let keep = match keep.nulls() {
+                Some(nulls) => BooleanArray::new(keep.values() & nulls.inner(), None),
+                None => keep,
+            };
+            let skipped = batch.num_rows() - keep.true_count() - times.null_count();
+            if skipped > 0 {
+                self.counters.rows_replayed_done += skipped as u64;
+                let keep = or(&keep, &is_null(&times)?)?;
+                batch = filter_record_batch(&batch, &keep)?;
+                times = batch
+                    .column(index)
+                    .as_primitive::<TimestampMillisecondType>()
+                    .clone();
+            }
         }
         let floor = self.partitions.get(&partition).and_then(|p| p.floor);
         let cutoff = max_option(self.watermark, floor).map(|w| w.saturating_sub(self.lateness_ms));
@@ -401,7 +520,7 @@ impl JobRunner {
         // NULL comparisons (none here, after the OR) would count as not late.
         let late_count = late.true_count();
         if late_count == 0 {
-            return Ok((batch, arrow::compute::max(&times)));
+            return Ok((batch, span(&times)));
         }
         self.counters.rows_late += late_count as u64;
         out.late.push(filter_record_batch(&batch, &late)?);
@@ -410,7 +529,7 @@ impl JobRunner {
         let on_time_times = arrow::compute::filter(&times, &keep)?;
         Ok((
             on_time,
-            arrow::compute::max(on_time_times.as_primitive::<TimestampMillisecondType>()),
+            span(on_time_times.as_primitive::<TimestampMillisecondType>()),
         ))
     }
 }

@@ -47,6 +47,9 @@ pub(crate) struct PaneWindows {
     /// Set for hop windows whose aggregates all keep the latest value by event
     /// time: their merged state replaces the queue of panes.
     collapsed: Option<Collapsed>,
+    /// Windows ending at or before this are not emitted (see
+    /// [`StatefulOperator::suppress_through`]).
+    emitted_through: Option<i64>,
 }
 
 impl PaneWindows {
@@ -81,6 +84,7 @@ impl PaneWindows {
             live: BTreeMap::new(),
             queue: TwoStacks::default(),
             next_pane: None,
+            emitted_through: None,
         })
     }
 
@@ -104,6 +108,9 @@ impl PaneWindows {
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let end = (pane + 1) * self.slide;
+        if self.emitted_through.is_some_and(|through| end <= through) {
+            return Ok(());
+        }
         let start = end - self.slide * self.panes_per_window;
         let rows = keys
             .first()
@@ -153,7 +160,7 @@ impl StatefulOperator for PaneWindows {
     fn process(
         &mut self,
         batch: &RecordBatch,
-        _batch_time: Option<i64>,
+        _times: Option<super::BatchTimes>,
         _out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         if batch.num_rows() == 0 {
@@ -238,6 +245,25 @@ impl StatefulOperator for PaneWindows {
         }
         self.next_pane = Some(pane);
         Ok(())
+    }
+
+    fn horizon(&self) -> Option<i64> {
+        let live = self.first_live().map(|pane| pane * self.slide);
+        let closed_held =
+            !self.queue.is_empty() || self.collapsed.as_ref().is_some_and(|c| !c.is_empty());
+        // The next window to close starts here; every earlier one is emitted.
+        let open = self
+            .next_pane
+            .filter(|_| closed_held)
+            .map(|pane| (pane + 1 - self.panes_per_window) * self.slide);
+        match (live, open) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn suppress_through(&mut self, end: i64) {
+        self.emitted_through = Some(self.emitted_through.map_or(end, |e| e.max(end)));
     }
 
     fn state_bytes(&self) -> usize {

@@ -42,6 +42,9 @@ pub(crate) struct Sessions {
     /// Every open session by end, then key: a watermark closes the sessions at the
     /// front, without visiting the keys whose sessions stay open.
     ends: BTreeSet<(i64, Box<[u8]>)>,
+    /// Sessions ending at or before this are not emitted (see
+    /// [`StatefulOperator::suppress_through`]).
+    emitted_through: Option<i64>,
 }
 
 impl Sessions {
@@ -67,6 +70,7 @@ impl Sessions {
             output,
             open: HashMap::new(),
             ends: BTreeSet::new(),
+            emitted_through: None,
         })
     }
 
@@ -146,7 +150,7 @@ impl StatefulOperator for Sessions {
     fn process(
         &mut self,
         batch: &RecordBatch,
-        _batch_time: Option<i64>,
+        _times: Option<super::BatchTimes>,
         _out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let n = batch.num_rows();
@@ -216,7 +220,9 @@ impl StatefulOperator for Sessions {
             if sessions.is_empty() {
                 self.open.remove(&key);
             }
-            closed.push((end, key, session));
+            if self.emitted_through.is_none_or(|through| end > through) {
+                closed.push((end, key, session));
+            }
         }
         if closed.is_empty() {
             return Ok(());
@@ -233,6 +239,14 @@ impl StatefulOperator for Sessions {
         )?;
         out.push(assemble(&self.output, keys, Some(window), values, false)?);
         Ok(())
+    }
+
+    fn horizon(&self) -> Option<i64> {
+        self.open.values().flatten().map(|s| s.start).min()
+    }
+
+    fn suppress_through(&mut self, end: i64) {
+        self.emitted_through = Some(self.emitted_through.map_or(end, |e| e.max(end)));
     }
 
     fn state_bytes(&self) -> usize {

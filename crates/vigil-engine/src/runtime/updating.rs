@@ -26,6 +26,10 @@ struct Group {
     accumulators: Vec<Box<dyn Accumulator>>,
     /// Latest event time of a batch that updated the group, for expiry.
     last_seen: i64,
+    /// Earliest event time of a batch that updated the group (a lower bound of
+    /// its rows' times; `i64::MAX` for state restored from a checkpoint, which
+    /// holds no row that would have to be replayed).
+    first_seen: i64,
 }
 
 /// A non-windowed GROUP BY that emits changed groups.
@@ -85,6 +89,7 @@ impl Updating {
                 self.aggregates.accumulators()?
             },
             last_seen: i64::MIN,
+            first_seen: i64::MAX,
         };
         let g = match self.free.pop() {
             Some(g) => {
@@ -102,12 +107,13 @@ impl Updating {
 }
 
 impl Updating {
-    /// Marks group `g` updated by a batch whose latest event time is `batch_time`.
-    fn touch(&mut self, g: usize, batch_time: Option<i64>) {
-        let (Some(Some(group)), Some(latest)) = (self.groups.get_mut(g), batch_time) else {
+    /// Marks group `g` updated by a batch whose rows' event times span `times`.
+    fn touch(&mut self, g: usize, times: Option<super::BatchTimes>) {
+        let (Some(Some(group)), Some(times)) = (self.groups.get_mut(g), times) else {
             return;
         };
-        group.last_seen = group.last_seen.max(latest);
+        group.last_seen = group.last_seen.max(times.last);
+        group.first_seen = group.first_seen.min(times.first);
         if let Some(ttl) = self.ttl_ms {
             self.next_expiry = self.next_expiry.min(group.last_seen.saturating_add(ttl));
         }
@@ -162,7 +168,7 @@ impl Updating {
         &mut self,
         batch: &RecordBatch,
         ids: &[usize],
-        batch_time: Option<i64>,
+        times: Option<super::BatchTimes>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let inputs = self.aggregates.inputs(batch)?;
@@ -177,7 +183,7 @@ impl Updating {
         changed.sort_unstable();
         changed.dedup();
         for &g in &changed {
-            self.touch(g, batch_time);
+            self.touch(g, times);
         }
         let key_of = |g: usize| self.groups.get(g).and_then(Option::as_ref).map(|x| &x.key);
         changed.sort_by(|&a, &b| key_of(a).cmp(&key_of(b)));
@@ -195,7 +201,7 @@ impl StatefulOperator for Updating {
     fn process(
         &mut self,
         batch: &RecordBatch,
-        batch_time: Option<i64>,
+        times: Option<super::BatchTimes>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         let n = batch.num_rows();
@@ -214,7 +220,7 @@ impl StatefulOperator for Updating {
             }
         }
         if self.picks.is_some() {
-            return self.process_picks(batch, &ids, batch_time, out);
+            return self.process_picks(batch, &ids, times, out);
         }
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&i| ids[i as usize]);
@@ -232,14 +238,8 @@ impl StatefulOperator for Updating {
             }
             if let Some(Some(group)) = self.groups.get_mut(g) {
                 update_all(&mut group.accumulators, &inputs.slice(start, end - start))?;
-                if let Some(latest) = batch_time {
-                    group.last_seen = group.last_seen.max(latest);
-                    if let Some(ttl) = self.ttl_ms {
-                        self.next_expiry =
-                            self.next_expiry.min(group.last_seen.saturating_add(ttl));
-                    }
-                }
             }
+            self.touch(g, times);
             changed.push(g);
             start = end;
         }
@@ -272,6 +272,19 @@ impl StatefulOperator for Updating {
         }
         out.push(assemble(&self.output, keys, None, values?, false)?);
         Ok(())
+    }
+
+    fn horizon(&self) -> Option<i64> {
+        self.groups
+            .iter()
+            .flatten()
+            .map(|g| g.first_seen)
+            .filter(|&t| t != i64::MAX)
+            .min()
+    }
+
+    fn suppress_through(&mut self, _end: i64) {
+        // Changes are emitted as they happen: a replay emits the same values again.
     }
 
     fn advance(&mut self, watermark: i64, _out: &mut Vec<RecordBatch>) -> Result<()> {

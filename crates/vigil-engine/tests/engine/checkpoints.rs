@@ -14,7 +14,7 @@ use vigil_engine::runtime::{Emitted, JobRunner, PartitionState};
 
 use crate::harness::{at, plan};
 
-const DELAY_MS: i64 = 30_000;
+pub(crate) const DELAY_MS: i64 = 30_000;
 
 fn source() -> String {
     format!(
@@ -32,7 +32,7 @@ const AGGREGATES: &str = "count(*) AS n, sum(x) AS total, avg(x) AS mean, stddev
   count(DISTINCT ward) AS wards, approx_percentile_cont(x, 0.5) AS median";
 
 /// The queries, one per kind of stateful operator.
-fn queries() -> Vec<(&'static str, String)> {
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
     let sink = "CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json', state_ttl = '4 minutes');\n";
     let windowed = |group: &str| {
         format!(
@@ -92,7 +92,7 @@ FROM readings GROUP BY patient_id;",
 /// Three patients over twelve minutes, out of order within the delay, with gaps that
 /// split sessions and expire updating groups, one late row, and a silence that
 /// windows close through.
-fn input() -> String {
+pub(crate) fn input() -> String {
     let mut lines = Vec::new();
     let mut push = |patient: &str, ward: &str, s: i64, x: f64, o2: &str| {
         lines.push(format!(
@@ -135,7 +135,7 @@ fn input() -> String {
     lines.join("\n")
 }
 
-fn batches(p: &Pipeline, text: &str, size: usize) -> Vec<(RecordBatch, i64)> {
+pub(crate) fn batches(p: &Pipeline, text: &str, size: usize) -> Vec<(RecordBatch, i64)> {
     let table = &p.jobs[0].source;
     let reader = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
     let mut source = JsonLinesSource::from_reader(table, reader, size, 1 << 20, "test".to_owned())
@@ -152,13 +152,13 @@ fn batches(p: &Pipeline, text: &str, size: usize) -> Vec<(RecordBatch, i64)> {
 
 /// Rows emitted and rows found late.
 #[derive(Default)]
-struct Collected {
-    rows: Vec<RecordBatch>,
-    late: usize,
+pub(crate) struct Collected {
+    pub(crate) rows: Vec<RecordBatch>,
+    pub(crate) late: usize,
 }
 
 impl Collected {
-    fn take(&mut self, emitted: Emitted) {
+    pub(crate) fn take(&mut self, emitted: Emitted) {
         self.rows.extend(emitted.rows);
         self.late += emitted
             .late
@@ -175,7 +175,7 @@ impl Collected {
 /// Feeds batches from partition 0, advancing the watermark (the latest event time
 /// seen, carried across a takeover as the source's watermark would be, minus the
 /// delay) after each.
-fn feed(
+pub(crate) fn feed(
     runner: &mut JobRunner,
     input: &[(RecordBatch, i64)],
     seen: &mut Option<i64>,
@@ -196,7 +196,7 @@ fn feed(
     }
 }
 
-fn finish(runner: &mut JobRunner, into: &mut Collected) {
+pub(crate) fn finish(runner: &mut JobRunner, into: &mut Collected) {
     let mut emitted = Emitted::default();
     runner.finish(&mut emitted).expect("finish");
     into.take(emitted);

@@ -6,4 +6,5 @@ mod harness;
 mod latest;
 mod partitions;
 mod plan;
+mod replay;
 mod windows;
