@@ -212,6 +212,25 @@ impl JsonLinesSource {
     }
 }
 
+/// `batch` in a sink's declared schema (columns renamed and cast, by position), or
+/// as it is if the sink declares no columns: what every sink writes.
+pub fn declared_rows(sink: &TableDecl, batch: &RecordBatch) -> Result<RecordBatch> {
+    if sink.schema.fields().is_empty() {
+        return Ok(batch.clone());
+    }
+    in_schema(&sink.schema, batch)
+}
+
+fn in_schema(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| cast(c, f.data_type()))
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
 /// Writes rows as JSON lines to a file or stdout, in the sink's declared schema
 /// (columns renamed and cast) when it declares one.
 pub struct JsonLinesSink {
@@ -271,15 +290,7 @@ impl JsonLinesSink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let batch = match &self.declared {
             None => batch.clone(),
-            Some(schema) => {
-                let columns = schema
-                    .fields()
-                    .iter()
-                    .zip(batch.columns())
-                    .map(|(f, c)| cast(c, f.data_type()))
-                    .collect::<Result<Vec<ArrayRef>, _>>()?;
-                RecordBatch::try_new(Arc::clone(schema), columns)?
-            }
+            Some(schema) => in_schema(schema, batch)?,
         };
         let mut out = arrow_json::WriterBuilder::new()
             .with_explicit_nulls(true)

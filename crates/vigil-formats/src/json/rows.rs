@@ -21,6 +21,9 @@ pub struct Flushed {
     /// `(index, reason)` of messages rejected at flush, where `index` counts the
     /// messages accepted by [`RowsJsonDecoder::decode`] since the previous flush.
     pub rejected: Vec<(usize, DecodeError)>,
+    /// The rejected messages' bytes (as fed, trimmed), in the order of `rejected`,
+    /// for a dead-letter output.
+    pub rejected_messages: Vec<Vec<u8>>,
 }
 
 /// Push-style decoder of JSON objects into a declared schema.
@@ -156,6 +159,7 @@ impl RowsJsonDecoder {
             Ok(batch) => Flushed {
                 batch,
                 rejected: Vec::new(),
+                rejected_messages: Vec::new(),
             },
             Err(_) => self.one_by_one()?,
         };
@@ -168,6 +172,7 @@ impl RowsJsonDecoder {
     fn one_by_one(&self) -> Result<Flushed> {
         let mut batches = Vec::with_capacity(self.ends.len());
         let mut rejected = Vec::new();
+        let mut rejected_messages = Vec::new();
         let mut start = 0;
         for (i, &end) in self.ends.iter().enumerate() {
             let mut single = new_decoder(&self.schema, 1)?;
@@ -176,8 +181,14 @@ impl RowsJsonDecoder {
                 .and_then(|_| single.flush());
             match row {
                 Ok(Some(batch)) => batches.push(batch),
-                Ok(None) => rejected.push((i, DecodeError::Json("no row".to_owned()))),
-                Err(e) => rejected.push((i, readable(&e.to_string()))),
+                Ok(None) => {
+                    rejected.push((i, DecodeError::Json("no row".to_owned())));
+                    rejected_messages.push(self.pending[start..end].to_vec());
+                }
+                Err(e) => {
+                    rejected.push((i, readable(&e.to_string())));
+                    rejected_messages.push(self.pending[start..end].to_vec());
+                }
             }
             start = end;
         }
@@ -186,7 +197,11 @@ impl RowsJsonDecoder {
         } else {
             Some(arrow::compute::concat_batches(&self.schema, &batches)?)
         };
-        Ok(Flushed { batch, rejected })
+        Ok(Flushed {
+            batch,
+            rejected,
+            rejected_messages,
+        })
     }
 }
 

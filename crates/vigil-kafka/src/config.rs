@@ -1,0 +1,141 @@
+//! How a pipeline reaches Kafka: brokers, consumer group, topics from the tables'
+//! `WITH` options, and librdkafka properties passed through unchanged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use vigil_engine::sql::ddl::TableDecl;
+
+use crate::error::{KafkaError, Result};
+
+/// Table option: the topic a table reads or writes.
+pub const TOPIC: &str = "topic";
+/// Table option: the dead-letter topic of a source (default `<topic>.dead-letter`).
+pub const DEAD_LETTER_TOPIC: &str = "dead_letter_topic";
+/// Table option: the output column whose value keys a sink's messages (e.g.
+/// `patient_id`, so a patient's results stay in order on one partition).
+pub const KEY: &str = "key";
+/// Table options starting with this are librdkafka properties, passed through
+/// without the prefix (`'kafka.security.protocol' = 'SASL_SSL'`).
+pub const PROPERTY_PREFIX: &str = "kafka.";
+
+/// Connection and behaviour settings of a Kafka run.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The consumer group every instance of the pipeline joins.
+    pub group_id: String,
+    /// librdkafka properties for every client (TLS, SASL, timeouts), applied last.
+    pub properties: BTreeMap<String, String>,
+    /// Messages taken per step (decoded into one batch per partition).
+    pub batch_messages: usize,
+    /// Longest wait for a step to fill before it runs with what it has.
+    pub max_wait: Duration,
+    /// How often offsets are committed.
+    pub commit_interval: Duration,
+    /// How long to wait at start for the brokers and topics before failing.
+    pub startup_timeout: Duration,
+    /// Messages larger than this are dead-lettered.
+    pub max_message_bytes: usize,
+}
+
+impl KafkaConfig {
+    /// Settings for `brokers` and `group_id`, with defaults for the rest.
+    pub fn new(brokers: impl Into<String>, group_id: impl Into<String>) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            group_id: group_id.into(),
+            properties: BTreeMap::new(),
+            batch_messages: 8192,
+            max_wait: Duration::from_millis(100),
+            commit_interval: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(15),
+            max_message_bytes: vigil_formats::json::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// Configuration shared by every client: brokers, then the pass-through
+    /// properties (which may override anything).
+    fn base(&self, table_properties: &BTreeMap<String, String>) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in self.properties.iter().chain(table_properties) {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The consumer's configuration: the group, manual commits, no auto offset
+    /// store, start from the earliest offset when the group has none.
+    pub fn consumer(&self, table_properties: &BTreeMap<String, String>) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        for (key, value) in self.properties.iter().chain(table_properties) {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The producer's configuration: idempotent (no duplicates or reordering from
+    /// its own retries), every replica acknowledging.
+    pub fn producer(&self, table_properties: &BTreeMap<String, String>) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5");
+        for (key, value) in self.properties.iter().chain(table_properties) {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// An admin or metadata client's configuration.
+    pub fn admin(&self) -> ClientConfig {
+        self.base(&BTreeMap::new())
+    }
+}
+
+/// The librdkafka properties a table declares (`'kafka.*'` options, prefix removed).
+pub fn table_properties(table: &TableDecl) -> BTreeMap<String, String> {
+    table
+        .options
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(PROPERTY_PREFIX)
+                .map(|k| (k.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+/// Whether a table is a Kafka table.
+pub fn is_kafka(table: &TableDecl) -> bool {
+    table.option("connector") == Some("kafka")
+}
+
+/// The topic of a Kafka table.
+pub fn topic(table: &TableDecl) -> Result<String> {
+    table.option(TOPIC).map(str::to_owned).ok_or_else(|| {
+        KafkaError::Config(format!(
+            "line {}: table {} needs the option `topic` in WITH (...)",
+            table.line, table.name
+        ))
+    })
+}
+
+/// The dead-letter topic of a Kafka source.
+pub fn dead_letter_topic(table: &TableDecl) -> Result<String> {
+    match table.option(DEAD_LETTER_TOPIC) {
+        Some(t) => Ok(t.to_owned()),
+        None => Ok(format!("{}.dead-letter", topic(table)?)),
+    }
+}

@@ -1,0 +1,50 @@
+//! What can go wrong between vigil and Kafka.
+
+use vigil_core::Disposition;
+
+/// Errors of the Kafka connectors.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The pipeline's Kafka tables or options are not usable (a missing option, a
+    /// topic that does not exist, a broker that cannot be reached at start).
+    #[error("{0}")]
+    Config(String),
+    /// librdkafka reported an error.
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    /// The broker did not acknowledge output: commits stop, nothing is lost, and
+    /// the partition is replayed from the last commit by whoever runs it next.
+    #[error("delivery to {topic} failed: {reason}")]
+    Delivery {
+        /// The topic written to.
+        topic: String,
+        /// librdkafka's reason.
+        reason: String,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] vigil_engine::EngineError),
+    /// Decoding or encoding failed outside a single message (a message's own
+    /// failure goes to the dead-letter topic instead).
+    #[error(transparent)]
+    Format(#[from] vigil_formats::DecodeError),
+    /// An Arrow kernel failed.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+impl KafkaError {
+    /// Whether trying again later could help (a broker down, a delivery timeout),
+    /// as opposed to a configuration that will never work.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            KafkaError::Client(_) | KafkaError::Delivery { .. } => Disposition::Retryable,
+            KafkaError::Engine(e) => e.disposition(),
+            KafkaError::Format(e) => e.disposition(),
+            KafkaError::Config(_) | KafkaError::Arrow(_) => Disposition::Poison,
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = KafkaError> = std::result::Result<T, E>;

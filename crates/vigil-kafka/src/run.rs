@@ -1,0 +1,659 @@
+//! Running a pipeline whose tables are Kafka topics, as one member of its consumer
+//! group.
+//!
+//! One thread runs a loop of steps. A step polls up to
+//! [`KafkaConfig::batch_messages`] messages (or what comes within
+//! [`KafkaConfig::max_wait`]), decodes each partition's messages into one Arrow
+//! batch (a bad message goes to the dead-letter topic alone), feeds the batches
+//! to the jobs reading that topic, advances the watermark, sends every output row
+//! and waits until the broker has acknowledged all of it. Only then do the step's
+//! offsets count as processed; they become committable once the jobs' horizon has
+//! passed their rows (see [`offsets`](crate::offsets)), and are committed every
+//! [`KafkaConfig::commit_interval`] and when a partition is revoked.
+//!
+//! Memory stays bounded: a step holds at most one batch of messages, and a slow
+//! sink stops the loop (and so the consumption) until it has caught up.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use vigil_engine::files::{declared_rows, decode_schema};
+use vigil_engine::plan::Pipeline;
+use vigil_engine::runtime::watermark::Watermarks;
+use vigil_engine::runtime::{Emitted, JobRunner, Progress};
+use vigil_engine::sql::ddl::TableDecl;
+use vigil_formats::RowsJsonDecoder;
+
+use crate::config::{self, KafkaConfig};
+use crate::error::{KafkaError, Result};
+use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
+use crate::sink::{DeadLetter, Sink};
+use crate::source::{Assignment, GroupContext, TopicPartition};
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunStats {
+    /// Messages taken from source topics.
+    pub consumed: u64,
+    /// Messages sent to a dead-letter topic because they could not be decoded.
+    pub dead_lettered: u64,
+    /// Rows behind the watermark, sent to the dead-letter topic as late.
+    pub late: u64,
+    /// Replayed rows a previous owner of their partition had already taken in.
+    pub replayed_done: u64,
+    /// Rows sent to sink topics.
+    pub rows_out: u64,
+    /// Successful offset commits (one per partition and commit).
+    pub commits: u64,
+    /// Offset commits that failed (retried at the next commit).
+    pub commit_failures: u64,
+    /// Partitions assigned to this instance over the run.
+    pub assigned: u64,
+    /// Partitions revoked from this instance over the run.
+    pub revoked: u64,
+}
+
+/// A source topic and the jobs reading it.
+struct Source {
+    table: TableDecl,
+    dead_letter: String,
+    schema: SchemaRef,
+    event_time: Option<usize>,
+    jobs: Vec<usize>,
+    watermarks: Watermarks,
+}
+
+/// A sink topic and the column keying its messages.
+struct SinkTopic {
+    table: TableDecl,
+    topic: String,
+    key: Option<usize>,
+}
+
+/// One partition's messages of the current step.
+struct Step {
+    decoder: RowsJsonDecoder,
+    /// Per accepted message: offset and Kafka timestamp.
+    accepted: Vec<(i64, Option<i64>)>,
+    /// Per accepted message: its key (for a dead letter at flush).
+    keys: Vec<Option<Vec<u8>>>,
+    /// The offset after the last message taken.
+    end: i64,
+}
+
+/// A pipeline ready to run against Kafka.
+pub struct KafkaRun<'p> {
+    pipeline: &'p Pipeline,
+    config: KafkaConfig,
+    /// By topic.
+    sources: BTreeMap<String, Source>,
+    /// By job.
+    sinks: Vec<SinkTopic>,
+}
+
+impl std::fmt::Debug for KafkaRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaRun")
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| &s.topic).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> KafkaRun<'p> {
+    /// Prepares `pipeline`, every table of which must be a Kafka table.
+    pub fn new(pipeline: &'p Pipeline, config: KafkaConfig) -> Result<KafkaRun<'p>> {
+        let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+        let mut sinks = Vec::with_capacity(pipeline.jobs.len());
+        for (j, job) in pipeline.jobs.iter().enumerate() {
+            for table in [&job.source, &job.sink] {
+                if !config::is_kafka(table) {
+                    return Err(KafkaError::Config(format!(
+                        "line {}: table {} is not a Kafka table; a pipeline runs against Kafka or files, not both",
+                        table.line, table.name
+                    )));
+                }
+            }
+            let topic = config::topic(&job.source)?;
+            match sources.get_mut(&topic) {
+                Some(source) => {
+                    if source.table.name != job.source.name {
+                        return Err(KafkaError::Config(format!(
+                            "tables {} and {} both read topic {topic}",
+                            source.table.name, job.source.name
+                        )));
+                    }
+                    source.jobs.push(j);
+                }
+                None => {
+                    let schema = decode_schema(&job.source);
+                    let event_time = match &job.source.event_time {
+                        Some(et) => Some(schema.index_of(&et.column)?),
+                        None => None,
+                    };
+                    let delay = job.source.event_time.as_ref().map_or(0, |et| et.delay_ms);
+                    sources.insert(
+                        topic,
+                        Source {
+                            table: job.source.clone(),
+                            dead_letter: config::dead_letter_topic(&job.source)?,
+                            schema,
+                            event_time,
+                            jobs: vec![j],
+                            watermarks: Watermarks::new(delay, job.time.idle_timeout_ms),
+                        },
+                    );
+                }
+            }
+            let key = match job.sink.option(config::KEY) {
+                None => None,
+                Some(name) => {
+                    let schema = if job.sink.schema.fields().is_empty() {
+                        &job.output_schema
+                    } else {
+                        &job.sink.schema
+                    };
+                    Some(schema.index_of(name).map_err(|_| {
+                        KafkaError::Config(format!(
+                            "line {}: table {}: key column {name} is not in its output",
+                            job.sink.line, job.sink.name
+                        ))
+                    })?)
+                }
+            };
+            sinks.push(SinkTopic {
+                table: job.sink.clone(),
+                topic: config::topic(&job.sink)?,
+                key,
+            });
+        }
+        Ok(KafkaRun {
+            pipeline,
+            config,
+            sources,
+            sinks,
+        })
+    }
+
+    /// Every topic the run reads or writes.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .sources
+            .iter()
+            .flat_map(|(t, s)| [t.clone(), s.dead_letter.clone()])
+            .chain(self.sinks.iter().map(|s| s.topic.clone()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// librdkafka properties of every table (`'kafka.*'` options).
+    fn table_properties(&self) -> BTreeMap<String, String> {
+        self.pipeline
+            .def
+            .tables
+            .iter()
+            .flat_map(config::table_properties)
+            .collect()
+    }
+
+    /// Checks, within the startup timeout, that the brokers answer and every topic
+    /// exists: a clear error at start instead of a hang or a silent auto-creation.
+    fn check_topics(&self, consumer: &BaseConsumer<GroupContext>) -> Result<()> {
+        let timeout = self.config.startup_timeout;
+        for topic in self.topics() {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| {
+                    KafkaError::Config(format!(
+                        "cannot reach Kafka at {} within {} s: {e}",
+                        self.config.brokers,
+                        timeout.as_secs()
+                    ))
+                })?;
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            match found {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+                _ => {
+                    return Err(KafkaError::Config(format!(
+                        "topic {topic} does not exist on {} (create it first)",
+                        self.config.brokers
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop` is set (or an error), then commits what is safe and
+    /// leaves the group.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<RunStats> {
+        let properties = self.table_properties();
+        let context = GroupContext::default();
+        let consumer: BaseConsumer<GroupContext> = self
+            .config
+            .consumer(&properties)
+            .create_with_context(context.clone())?;
+        self.check_topics(&consumer)?;
+        let sink = Sink::new(&self.config.producer(&properties))?;
+        let topics: Vec<String> = self.sources.keys().cloned().collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs)?;
+
+        let mut runners = self
+            .pipeline
+            .jobs
+            .iter()
+            .map(|job| JobRunner::new(job, &self.pipeline.ctx))
+            .collect::<vigil_engine::Result<Vec<_>>>()?;
+        let mut loop_ = Loop {
+            run: self,
+            consumer: &consumer,
+            context: &context,
+            sink: &sink,
+            runners: &mut runners,
+            owned: BTreeMap::new(),
+            stats: RunStats::default(),
+            started: Instant::now(),
+        };
+        let result = loop_.run(stop);
+        let mut stats = loop_.finish();
+        // Leaving the group revokes every partition: its safe offset is committed
+        // by the rebalance callback.
+        consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+            && Instant::now() < deadline
+        {
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+        sink.flush(Duration::from_secs(10))?;
+        if let Ok(shared) = context.0.lock() {
+            stats.commits += shared.committed.len() as u64;
+            stats.commit_failures = shared.commit_failures;
+        }
+        result.map(|()| stats)
+    }
+}
+
+/// The state of a running loop.
+struct Loop<'a, 'p> {
+    run: &'a KafkaRun<'p>,
+    consumer: &'a BaseConsumer<GroupContext>,
+    context: &'a GroupContext,
+    sink: &'a Sink,
+    runners: &'a mut Vec<JobRunner>,
+    owned: BTreeMap<TopicPartition, OffsetTracker>,
+    stats: RunStats,
+    started: Instant,
+}
+
+impl Loop<'_, '_> {
+    fn now(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut last_commit = Instant::now();
+        let mut watermarks: BTreeMap<String, Watermarks> = self
+            .run
+            .sources
+            .iter()
+            .map(|(t, s)| (t.clone(), s.watermarks.clone()))
+            .collect();
+        while !stop.load(Ordering::Relaxed) {
+            let mut steps = self.collect(&mut watermarks)?;
+            let spans = self.process(&mut steps, &mut watermarks)?;
+            // Nothing counts as processed before the broker has all it produced.
+            self.sink.acknowledged(&|| false)?;
+            for (tp, (end, latest)) in spans {
+                if let Some(tracker) = self.owned.get_mut(&tp) {
+                    tracker.processed(end, latest);
+                }
+            }
+            self.mark_safe()?;
+            if last_commit.elapsed() >= self.run.config.commit_interval {
+                self.commit();
+                last_commit = Instant::now();
+            }
+        }
+        self.commit();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> RunStats {
+        self.stats.replayed_done = self
+            .runners
+            .iter()
+            .map(|r| r.counters().rows_replayed_done)
+            .sum();
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Applies assignment changes seen by the rebalance callbacks.
+    fn apply_changes(
+        &mut self,
+        steps: &mut BTreeMap<TopicPartition, Step>,
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<()> {
+        let changes = match self.context.0.lock() {
+            Ok(mut shared) => std::mem::take(&mut shared.changes),
+            Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
+        };
+        for change in changes {
+            match change {
+                Assignment::Revoked(partitions) => {
+                    for tp in partitions {
+                        self.stats.revoked += 1;
+                        steps.remove(&tp);
+                        self.owned.remove(&tp);
+                        if let Some(source) = self.run.sources.get(&tp.0) {
+                            for &j in &source.jobs {
+                                self.runners[j].release(partition_number(tp.1)?);
+                            }
+                        }
+                        if let Some(w) = watermarks.get_mut(&tp.0) {
+                            w.revoke(partition_number(tp.1)?);
+                        }
+                    }
+                }
+                Assignment::Assigned(partitions) => self.assign(&partitions, watermarks)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes partitions over: from the committed offset, resuming each job at the
+    /// progress the commit's metadata records.
+    fn assign(
+        &mut self,
+        partitions: &[TopicPartition],
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, self.run.config.startup_timeout)?;
+        let now = self.now();
+        for elem in committed.elements() {
+            let tp = (elem.topic().to_owned(), elem.partition());
+            let offset = match elem.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            let metadata = elem.metadata().to_owned();
+            let Some(source) = self.run.sources.get(&tp.0) else {
+                continue;
+            };
+            let p = partition_number(tp.1)?;
+            for &j in &source.jobs {
+                let runner = &mut self.runners[j];
+                runner.release(p);
+                let progress = decode_metadata(&metadata, runner.fingerprint()).unwrap_or_default();
+                if offset.is_some() && progress == Progress::default() && !metadata.is_empty() {
+                    tracing::warn!(
+                        topic = %tp.0,
+                        partition = tp.1,
+                        "committed offset carries no progress of this pipeline; windows open at the commit may be emitted again from part of their rows"
+                    );
+                }
+                runner.resume(p, progress)?;
+            }
+            if let Some(w) = watermarks.get_mut(&tp.0) {
+                w.assign(p, now);
+            }
+            self.stats.assigned += 1;
+            tracing::info!(topic = %tp.0, partition = tp.1, offset = ?offset, "partition assigned");
+            self.owned.insert(tp, OffsetTracker::new(offset));
+        }
+        Ok(())
+    }
+
+    /// Polls one step's messages into per-partition decoders; messages that do not
+    /// decode are dead-lettered at once.
+    fn collect(
+        &mut self,
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<BTreeMap<TopicPartition, Step>> {
+        let mut steps: BTreeMap<TopicPartition, Step> = BTreeMap::new();
+        let deadline = Instant::now() + self.run.config.max_wait;
+        let mut taken = 0;
+        while taken < self.run.config.batch_messages {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let polled = self.consumer.poll(left);
+            self.apply_changes(&mut steps, watermarks)?;
+            let message = match polled {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
+                Some(Ok(message)) => message,
+            };
+            let tp = (message.topic().to_owned(), message.partition());
+            if !self.owned.contains_key(&tp) {
+                continue;
+            }
+            let Some(source) = self.run.sources.get(&tp.0) else {
+                continue;
+            };
+            taken += 1;
+            self.stats.consumed += 1;
+            let step = match steps.entry(tp.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
+                    decoder: RowsJsonDecoder::new(
+                        source.schema.clone(),
+                        self.run.config.max_message_bytes,
+                        self.run.config.batch_messages,
+                    )?,
+                    accepted: Vec::new(),
+                    keys: Vec::new(),
+                    end: message.offset(),
+                }),
+            };
+            step.end = message.offset() + 1;
+            let timestamp = message.timestamp().to_millis();
+            let payload = message.payload().unwrap_or_default();
+            match step.decoder.decode(payload) {
+                Ok(()) => {
+                    step.accepted.push((message.offset(), timestamp));
+                    step.keys.push(message.key().map(<[u8]>::to_vec));
+                }
+                Err(e) => {
+                    self.stats.dead_lettered += 1;
+                    self.sink.send_dead_letter(
+                        &source.dead_letter,
+                        message.key(),
+                        payload,
+                        &DeadLetter {
+                            reason: e.reason_label(),
+                            error: e.to_string(),
+                            topic: &tp.0,
+                            partition: tp.1,
+                            offset: Some(message.offset()),
+                            timestamp,
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Decodes each partition's step into a batch, feeds it to the jobs, moves the
+    /// watermarks and sends every output. Leaves in `steps` each partition's end
+    /// offset and latest event time, as `(end, latest)` pairs.
+    fn process(
+        &mut self,
+        steps: &mut BTreeMap<TopicPartition, Step>,
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<BTreeMap<TopicPartition, (i64, Option<i64>)>> {
+        let mut spans = BTreeMap::new();
+        let now = self.now();
+        for (tp, step) in steps.iter_mut() {
+            let Some(source) = self.run.sources.get(&tp.0) else {
+                continue;
+            };
+            let flushed = step.decoder.flush()?;
+            for ((index, error), payload) in flushed.rejected.iter().zip(&flushed.rejected_messages)
+            {
+                let (offset, timestamp) = match step.accepted.get(*index) {
+                    Some(&(offset, timestamp)) => (Some(offset), timestamp),
+                    None => (None, None),
+                };
+                self.stats.dead_lettered += 1;
+                self.sink.send_dead_letter(
+                    &source.dead_letter,
+                    step.keys.get(*index).and_then(|k| k.as_deref()),
+                    payload,
+                    &DeadLetter {
+                        reason: error.reason_label(),
+                        error: error.to_string(),
+                        topic: &tp.0,
+                        partition: tp.1,
+                        offset,
+                        timestamp,
+                    },
+                )?;
+            }
+            let mut latest = None;
+            if let Some(batch) = flushed.batch {
+                latest = source.event_time.and_then(|i| {
+                    arrow::compute::max(batch.column(i).as_primitive::<TimestampMillisecondType>())
+                });
+                let p = partition_number(tp.1)?;
+                if let Some(w) = watermarks.get_mut(&tp.0) {
+                    w.observe(p, latest, now);
+                }
+                for &j in &source.jobs {
+                    let mut emitted = Emitted::default();
+                    self.runners[j].process(p, batch.clone(), &mut emitted)?;
+                    self.send(j, source, tp, emitted)?;
+                }
+            }
+            spans.insert(tp.clone(), (step.end, latest));
+        }
+        for (topic, source) in &self.run.sources {
+            let Some(mark) = watermarks.get_mut(topic).and_then(|w| w.watermark(now)) else {
+                continue;
+            };
+            for &j in &source.jobs {
+                let mut emitted = Emitted::default();
+                self.runners[j].advance(mark, &mut emitted)?;
+                self.send(j, source, &(topic.clone(), -1), emitted)?;
+            }
+        }
+        Ok(spans)
+    }
+
+    /// Sends a job's output rows to its sink topic and its late rows to the
+    /// source's dead-letter topic.
+    fn send(
+        &mut self,
+        job: usize,
+        source: &Source,
+        tp: &TopicPartition,
+        emitted: Emitted,
+    ) -> Result<()> {
+        let sink = &self.run.sinks[job];
+        for batch in &emitted.rows {
+            let rows = declared_rows(&sink.table, batch)?;
+            self.stats.rows_out += self.sink.send_rows(&sink.topic, sink.key, &rows)? as u64;
+        }
+        for batch in &emitted.late {
+            self.stats.late += batch.num_rows() as u64;
+            send_late(self.sink, source, tp, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Records each partition's committable offset, with the jobs' progress.
+    fn mark_safe(&mut self) -> Result<()> {
+        let mut safe = Vec::new();
+        for (tp, tracker) in self.owned.iter_mut() {
+            let Some(source) = self.run.sources.get(&tp.0) else {
+                continue;
+            };
+            let p = partition_number(tp.1)?;
+            let jobs: Vec<(u64, Progress)> = source
+                .jobs
+                .iter()
+                .map(|&j| (self.runners[j].fingerprint(), self.runners[j].progress(p)))
+                .collect();
+            let horizon = earliest_horizon(jobs.iter().map(|(_, p)| *p));
+            if let Some(offset) = tracker.committable(horizon) {
+                safe.push((tp.clone(), offset, encode_metadata(&jobs)));
+            }
+        }
+        let mut shared = self
+            .context
+            .0
+            .lock()
+            .map_err(|_| KafkaError::Config("consumer state poisoned".to_owned()))?;
+        for (tp, offset, metadata) in safe {
+            shared.safe.insert(tp, (offset, metadata));
+        }
+        Ok(())
+    }
+
+    /// Commits every safe offset.
+    fn commit(&mut self) {
+        self.context.commit_safe(self.consumer, None);
+        let committed = match self.context.0.lock() {
+            Ok(mut shared) => std::mem::take(&mut shared.committed),
+            Err(_) => return,
+        };
+        for (tp, offset) in committed {
+            self.stats.commits += 1;
+            if let Some(tracker) = self.owned.get_mut(&tp) {
+                tracker.committed(offset);
+            }
+        }
+    }
+}
+
+/// Late rows, as JSON objects, to the source's dead-letter topic.
+fn send_late(sink: &Sink, source: &Source, tp: &TopicPartition, batch: &RecordBatch) -> Result<()> {
+    let bytes = vigil_formats::write_json_lines(Vec::new(), &[batch])?;
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        sink.send_dead_letter(
+            &source.dead_letter,
+            None,
+            line,
+            &DeadLetter {
+                reason: "late",
+                error: "behind the watermark and the allowed lateness".to_owned(),
+                topic: &tp.0,
+                partition: tp.1,
+                offset: None,
+                timestamp: None,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn partition_number(partition: i32) -> Result<u32> {
+    u32::try_from(partition)
+        .map_err(|_| KafkaError::Config(format!("negative partition {partition}")))
+}

@@ -1,0 +1,270 @@
+//! Writing to Kafka: pipeline output as keyed JSON messages, and dead letters with
+//! the reason in headers, through one idempotent producer whose deliveries are
+//! counted so that offsets are committed only after the broker has everything.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::{KafkaError, Result};
+
+/// Header: why a message was dead-lettered (a stable label: `malformed`,
+/// `oversized`, `invalid_field`, `bad_timestamp`, `late`).
+pub const REASON: &str = "vigil.reason";
+/// Header: the decoder's message (what is wrong and where).
+pub const ERROR: &str = "vigil.error";
+/// Header: the topic the message came from.
+pub const SOURCE_TOPIC: &str = "vigil.source.topic";
+/// Header: its partition.
+pub const SOURCE_PARTITION: &str = "vigil.source.partition";
+/// Header: its offset (absent for late rows).
+pub const SOURCE_OFFSET: &str = "vigil.source.offset";
+/// Header: its Kafka timestamp (milliseconds since the epoch), if it had one.
+pub const SOURCE_TIMESTAMP: &str = "vigil.source.timestamp";
+
+/// Where a dead letter came from and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    /// The reason label.
+    pub reason: &'a str,
+    /// The full error text.
+    pub error: String,
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset (`None` for a late row, which is a row, not a message).
+    pub offset: Option<i64>,
+    /// The source message's timestamp.
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct Deliveries {
+    pending: u64,
+    delivered: u64,
+    failed: Option<(String, String)>,
+}
+
+/// Counts deliveries as the producer's background thread reports them.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryCounter(Arc<(Mutex<Deliveries>, Condvar)>);
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        let (lock, wake) = &*self.0;
+        let Ok(mut d) = lock.lock() else { return };
+        d.pending = d.pending.saturating_sub(1);
+        match result {
+            Ok(_) => d.delivered += 1,
+            Err((error, message)) => {
+                if d.failed.is_none() {
+                    use rdkafka::Message;
+                    d.failed = Some((message.topic().to_owned(), error.to_string()));
+                }
+            }
+        }
+        wake.notify_all();
+    }
+}
+
+/// The producer of a pipeline run.
+pub struct Sink {
+    producer: ThreadedProducer<DeliveryCounter>,
+    deliveries: DeliveryCounter,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// A producer with `config`.
+    pub fn new(config: &ClientConfig) -> Result<Sink> {
+        let deliveries = DeliveryCounter::default();
+        let producer = config.create_with_context(deliveries.clone())?;
+        Ok(Sink {
+            producer,
+            deliveries,
+        })
+    }
+
+    /// Messages acknowledged so far.
+    pub fn delivered(&self) -> u64 {
+        self.deliveries
+            .0
+            .0
+            .lock()
+            .map(|d| d.delivered)
+            .unwrap_or_default()
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<()> {
+        {
+            let (lock, _) = &*self.deliveries.0;
+            let mut d = lock
+                .lock()
+                .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+            d.pending += 1;
+        }
+        let mut record = BaseRecord::to(topic).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    // Backpressure: the local queue is full until the broker
+                    // acknowledges some of it.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    let (lock, _) = &*self.deliveries.0;
+                    if let Ok(mut d) = lock.lock() {
+                        d.pending = d.pending.saturating_sub(1);
+                    }
+                    return Err(KafkaError::Delivery {
+                        topic: topic.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends every row of `batch` to `topic` as a JSON object, keyed by the value
+    /// of column `key` (text; other types cast) when given. Returns the rows sent.
+    pub fn send_rows(&self, topic: &str, key: Option<usize>, batch: &RecordBatch) -> Result<usize> {
+        if batch.num_rows() == 0 {
+            return Ok(0);
+        }
+        let bytes = vigil_formats::write_json_lines(Vec::new(), &[batch])?;
+        let keys = match key {
+            Some(i) => {
+                let column = batch.column(i);
+                Some(if column.data_type() == &DataType::Utf8 {
+                    column.clone()
+                } else {
+                    cast(column, &DataType::Utf8)?
+                })
+            }
+            None => None,
+        };
+        let keys = keys.as_ref().map(|k| k.as_string::<i32>());
+        let mut rows = 0;
+        for (row, line) in bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            let key = keys
+                .filter(|k| k.is_valid(row))
+                .map(|k| k.value(row).as_bytes());
+            self.send(topic, key, line, None)?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+
+    /// Sends a message that could not be used to `topic`, as it came (payload and
+    /// key), with where it came from and why in headers.
+    pub fn send_dead_letter(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        letter: &DeadLetter<'_>,
+    ) -> Result<()> {
+        let partition = letter.partition.to_string();
+        let offset = letter.offset.map(|o| o.to_string());
+        let timestamp = letter.timestamp.map(|t| t.to_string());
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: REASON,
+                value: Some(letter.reason),
+            })
+            .insert(Header {
+                key: ERROR,
+                value: Some(letter.error.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_TOPIC,
+                value: Some(letter.topic),
+            })
+            .insert(Header {
+                key: SOURCE_PARTITION,
+                value: Some(partition.as_str()),
+            });
+        if let Some(offset) = &offset {
+            headers = headers.insert(Header {
+                key: SOURCE_OFFSET,
+                value: Some(offset.as_str()),
+            });
+        }
+        if let Some(timestamp) = &timestamp {
+            headers = headers.insert(Header {
+                key: SOURCE_TIMESTAMP,
+                value: Some(timestamp.as_str()),
+            });
+        }
+        self.send(topic, key, payload, Some(headers))
+    }
+
+    /// Waits until the broker has acknowledged every message sent, or fails with
+    /// the first delivery that failed (after librdkafka's own retries, within
+    /// `message.timeout.ms`). `stop` is checked while waiting.
+    pub fn acknowledged(&self, stop: &dyn Fn() -> bool) -> Result<()> {
+        let (lock, wake) = &*self.deliveries.0;
+        let mut d = lock
+            .lock()
+            .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+        loop {
+            if let Some((topic, reason)) = d.failed.take() {
+                return Err(KafkaError::Delivery { topic, reason });
+            }
+            if d.pending == 0 {
+                return Ok(());
+            }
+            if stop() {
+                return Err(KafkaError::Delivery {
+                    topic: "(any)".to_owned(),
+                    reason: "stopped while deliveries were pending".to_owned(),
+                });
+            }
+            d = wake
+                .wait_timeout(d, Duration::from_millis(100))
+                .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
+                .0;
+        }
+    }
+
+    /// Flushes the producer (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        Ok(self.producer.flush(timeout)?)
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading from Kafka as a consumer-group member: which partitions this instance
+//! owns, and the offsets it may commit for them, shared with librdkafka's
+//! rebalance callback so that a revoked partition's safe offset is committed
+//! before the partition goes to another instance.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+/// A source partition: topic and partition number.
+pub type TopicPartition = (String, i32);
+
+/// A change of this instance's assignment, seen by the run loop after a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// These partitions are now this instance's.
+    Assigned(Vec<TopicPartition>),
+    /// These partitions were taken away (their safe offsets already committed).
+    Revoked(Vec<TopicPartition>),
+}
+
+/// What the run loop and the rebalance callback share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Assignment changes not yet handled by the run loop.
+    pub changes: Vec<Assignment>,
+    /// Per partition: the offset that may be committed and its metadata, not yet
+    /// committed.
+    pub safe: BTreeMap<TopicPartition, (i64, String)>,
+    /// Offsets committed (for the run loop's trackers and its statistics).
+    pub committed: Vec<(TopicPartition, i64)>,
+    /// Commits that failed.
+    pub commit_failures: u64,
+}
+
+/// The consumer's context: records assignment changes and commits a revoked
+/// partition's safe offset before it leaves.
+#[derive(Debug, Default, Clone)]
+pub struct GroupContext(pub Arc<Mutex<Shared>>);
+
+impl ClientContext for GroupContext {}
+
+impl GroupContext {
+    /// Commits the safe offsets of `partitions` (all of them if `None`),
+    /// synchronously.
+    pub fn commit_safe(
+        &self,
+        consumer: &BaseConsumer<GroupContext>,
+        partitions: Option<&[TopicPartition]>,
+    ) {
+        let Ok(mut shared) = self.0.lock() else {
+            return;
+        };
+        let chosen: Vec<(TopicPartition, (i64, String))> = shared
+            .safe
+            .iter()
+            .filter(|(tp, _)| partitions.is_none_or(|ps| ps.contains(tp)))
+            .map(|(tp, v)| (tp.clone(), v.clone()))
+            .collect();
+        if chosen.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), (offset, metadata)) in &chosen {
+            if let Ok(mut elem) = list
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .and_then(|()| {
+                    list.find_partition(topic, *partition).ok_or(
+                        rdkafka::error::KafkaError::Subscription("partition vanished".to_owned()),
+                    )
+                })
+            {
+                elem.set_metadata(metadata.as_str());
+            }
+        }
+        match consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                for (tp, (offset, _)) in chosen {
+                    if shared.safe.get(&tp).is_some_and(|(o, _)| *o == offset) {
+                        shared.safe.remove(&tp);
+                    }
+                    shared.committed.push((tp, offset));
+                }
+            }
+            Err(e) => {
+                shared.commit_failures += 1;
+                tracing::warn!(error = %e, "offset commit failed; it is retried at the next commit");
+            }
+        }
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked = partitions_of(list);
+            self.commit_safe(consumer, Some(&revoked));
+            if let Ok(mut shared) = self.0.lock() {
+                for tp in &revoked {
+                    shared.safe.remove(tp);
+                }
+                shared.changes.push(Assignment::Revoked(revoked));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                if let Ok(mut shared) = self.0.lock() {
+                    shared
+                        .changes
+                        .push(Assignment::Assigned(partitions_of(list)));
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
