@@ -1,0 +1,204 @@
+//! A pipeline from topic to topic: exact output, dead letters for poison messages,
+//! and two group members sharing the partitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use vigil_engine::plan::Pipeline;
+use vigil_kafka::{KafkaConfig, KafkaRun, RunStats};
+use vigil_tests::{Broker, Received};
+
+const BASE_MS: i64 = 1_795_507_200_000; // 2026-11-24T08:00:00Z
+const PARTITIONS: i32 = 3;
+const PATIENTS: usize = 6;
+
+fn pipeline(input: &str, output: &str) -> Pipeline {
+    let sql = format!(
+        "CREATE TABLE vitals (
+  patient_id TEXT NOT NULL, observed_at TIMESTAMP NOT NULL, heart_rate DOUBLE,
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '5' SECOND
+) WITH (connector = 'kafka', topic = '{input}', format = 'json', idle_timeout = '1 hour');
+CREATE TABLE per_minute WITH (connector = 'kafka', topic = '{output}', format = 'json', key = 'patient_id');
+INSERT INTO per_minute
+SELECT patient_id, window_end, count(*) AS n, max(heart_rate) AS max_hr
+FROM vitals GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE);"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan(&sql))
+        .expect("plan")
+}
+
+/// Readings every 10 s for 5 minutes per patient (patient i on partition
+/// i % PARTITIONS), then one reading each at 20 minutes that moves every
+/// partition's watermark past the first five windows.
+fn readings() -> Vec<(i32, String, String)> {
+    let mut out = Vec::new();
+    for s in (0..300).step_by(10) {
+        for p in 0..PATIENTS {
+            out.push(reading(p, s, 60.0 + s as f64 / 10.0 + p as f64));
+        }
+    }
+    for p in 0..PATIENTS {
+        out.push(reading(p, 1200, 50.0));
+    }
+    out
+}
+
+fn reading(patient: usize, second: i64, hr: f64) -> (i32, String, String) {
+    (
+        (patient % PARTITIONS as usize) as i32,
+        format!("p{patient}"),
+        format!(
+            r#"{{"patient_id":"p{patient}","observed_at":{},"heart_rate":{hr}}}"#,
+            BASE_MS + second * 1000
+        ),
+    )
+}
+
+/// The closed windows: five per patient, six readings each.
+fn expected() -> BTreeMap<(String, String), (i64, f64)> {
+    let mut out = BTreeMap::new();
+    for p in 0..PATIENTS {
+        for minute in 0..5_i64 {
+            let end = BASE_MS + (minute + 1) * 60_000;
+            let last_second = minute * 60 + 50;
+            out.insert(
+                (format!("p{p}"), rfc3339(end)),
+                (6, 60.0 + last_second as f64 / 10.0 + p as f64),
+            );
+        }
+    }
+    out
+}
+
+fn rfc3339(ms: i64) -> String {
+    // 2026-11-24T08:MM:00Z: the windows lie within one hour of the base.
+    let minutes = (ms - BASE_MS) / 60_000;
+    format!("2026-11-24T08:{minutes:02}:00Z")
+}
+
+fn results(received: &[Received]) -> BTreeMap<(String, String), (i64, f64)> {
+    let mut out = BTreeMap::new();
+    for r in received {
+        let v: serde_json::Value = serde_json::from_str(&r.payload).expect("json");
+        let patient = v["patient_id"].as_str().expect("patient").to_owned();
+        assert_eq!(r.key.as_deref(), Some(patient.as_str()), "keyed by patient");
+        let end = v["window_end"].as_str().expect("window_end");
+        let end = end.trim_end_matches("+00:00").trim_end_matches('Z');
+        out.insert(
+            (patient, format!("{end}Z")),
+            (
+                v["n"].as_i64().expect("n"),
+                v["max_hr"].as_f64().expect("max_hr"),
+            ),
+        );
+    }
+    out
+}
+
+fn config(broker: &Broker, group: &str) -> KafkaConfig {
+    let mut config = KafkaConfig::new(broker.bootstrap(), group);
+    config.commit_interval = Duration::from_millis(200);
+    // tansu completes a join after about half the rebalance timeout.
+    config
+        .properties
+        .insert("session.timeout.ms".to_owned(), "6000".to_owned());
+    config
+        .properties
+        .insert("max.poll.interval.ms".to_owned(), "7000".to_owned());
+    config
+}
+
+/// Runs the pipeline in a thread until `stop` is set.
+fn spawn(
+    pipeline: Arc<Pipeline>,
+    config: KafkaConfig,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<RunStats> {
+    std::thread::spawn(move || {
+        let mut run = KafkaRun::new(&pipeline, config).expect("run");
+        run.run(&stop).expect("run to the end")
+    })
+}
+
+fn topics(broker: &Broker, name: &str) -> (String, String) {
+    let (input, output) = (format!("{name}-vitals"), format!("{name}-out"));
+    broker.create_topic(&input, PARTITIONS);
+    broker.create_topic(&format!("{input}.dead-letter"), 1);
+    broker.create_topic(&output, PARTITIONS);
+    (input, output)
+}
+
+fn produce(broker: &Broker, topic: &str, messages: &[(i32, String, String)]) {
+    let refs: Vec<(i32, Option<&str>, &str)> = messages
+        .iter()
+        .map(|(p, k, v)| (*p, Some(k.as_str()), v.as_str()))
+        .collect();
+    broker.produce(topic, &refs);
+}
+
+/// The offsets committed for `group` on each partition of `topic`.
+fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition(topic, p);
+    }
+    let list = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    list.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "exact");
+    let all = readings();
+    let (first, last) = all.split_at(all.len() - PATIENTS);
+    produce(&broker, &input, first);
+    let p = Arc::new(pipeline(&input, &output));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn(Arc::clone(&p), config(&broker, "exact"), Arc::clone(&stop));
+    let expected = expected();
+    // The watermark (290 s - 5 s) closes four windows per patient.
+    let early = broker.consume(&output, Duration::from_secs(60), |r| r.len() >= 4 * PATIENTS);
+    assert_eq!(early.len(), 4 * PATIENTS);
+    // The readings at 20 minutes close the fifth.
+    produce(&broker, &input, last);
+    let received = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().expect("run thread");
+    assert_eq!(results(&received), expected);
+    assert_eq!(received.len(), expected.len(), "no duplicates in a clean run");
+    assert_eq!(stats.consumed, all.len() as u64);
+    assert_eq!(stats.dead_lettered, 0);
+    assert_eq!(stats.rows_out, expected.len() as u64);
+    assert!(stats.commits > 0, "{stats:?}");
+    // Everything before the readings at 20 minutes is committed; those are held
+    // by the window they opened.
+    let per_partition = (first.len() / PARTITIONS as usize) as i64;
+    assert_eq!(
+        committed(&broker, "exact", &input),
+        vec![Some(per_partition); PARTITIONS as usize]
+    );
+}

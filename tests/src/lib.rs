@@ -1,0 +1,232 @@
+//! The harness of vigil's end-to-end tests: a real Kafka-protocol broker on a
+//! loopback port, topics, and plain producing and consuming.
+//!
+//! [`Broker::start`] runs tansu (fetched by `scripts/tansu.sh`, or the binary
+//! named by `VIGIL_TANSU`) on a free port of 127.0.0.1 with in-memory storage, and
+//! stops it when dropped. With `VIGIL_TEST_BROKERS=host:port` the tests use that
+//! Kafka instead and start nothing.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+/// A broker for one test process.
+#[derive(Debug)]
+pub struct Broker {
+    child: Option<Child>,
+    bootstrap: String,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The tansu binary: `VIGIL_TANSU`, or what `scripts/tansu.sh` fetches.
+fn tansu() -> PathBuf {
+    if let Ok(path) = std::env::var("VIGIL_TANSU") {
+        return PathBuf::from(path);
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/tansu.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/tansu.sh");
+    assert!(out.status.success(), "scripts/tansu.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Broker {
+    /// Starts a broker on a free loopback port (or uses `VIGIL_TEST_BROKERS`).
+    pub fn start() -> Broker {
+        if let Ok(bootstrap) = std::env::var("VIGIL_TEST_BROKERS") {
+            return Broker {
+                child: None,
+                bootstrap,
+            };
+        }
+        let binary = tansu();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let child = Command::new(&binary)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start tansu");
+            let mut broker = Broker {
+                child: Some(child),
+                bootstrap: format!("127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return broker;
+                }
+                if let Some(Ok(Some(_))) = broker.child.as_mut().map(Child::try_wait) {
+                    break; // exited (the port was taken meanwhile): try another
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            broker.stop();
+        }
+        panic!("tansu did not start");
+    }
+
+    /// `host:port` to bootstrap from.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("admin client");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let results = runtime
+            .block_on(admin.create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .expect("create topics");
+        for result in results {
+            if let Err((name, code)) = result {
+                panic!("creating topic {name}: {code}");
+            }
+        }
+    }
+
+    /// Produces `(partition, key, payload)` messages and waits for them.
+    pub fn produce(&self, topic: &str, messages: &[(i32, Option<&str>, &str)]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        for (partition, key, payload) in messages {
+            let mut record = BaseRecord::to(topic).partition(*partition).payload(*payload);
+            if let Some(key) = key {
+                record = record.key(*key);
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    }
+
+    /// Reads `topic` from the beginning until `enough` says so (given what was
+    /// read) or `timeout` passes; returns what was read.
+    pub fn consume(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        enough: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("reader-{topic}-{}", free_port()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && !enough(&out) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    h.value
+                                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                                        .unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Received {
+                    partition: m.partition(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m
+                        .payload()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .unwrap_or_default(),
+                    headers,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its partition.
+    pub partition: i32,
+    /// Its key.
+    pub key: Option<String>,
+    /// Its payload, as text.
+    pub payload: String,
+    /// Its headers, as text.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
