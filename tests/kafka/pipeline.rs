@@ -178,7 +178,9 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
     let handle = spawn(Arc::clone(&p), config(&broker, "exact"), Arc::clone(&stop));
     let expected = expected();
     // The watermark (290 s - 5 s) closes four windows per patient.
-    let early = broker.consume(&output, Duration::from_secs(60), |r| r.len() >= 4 * PATIENTS);
+    let early = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= 4 * PATIENTS
+    });
     assert_eq!(early.len(), 4 * PATIENTS);
     // The readings at 20 minutes close the fifth.
     produce(&broker, &input, last);
@@ -189,7 +191,11 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
     stop.store(true, Ordering::Relaxed);
     let stats = handle.join().expect("run thread");
     assert_eq!(results(&received), expected);
-    assert_eq!(received.len(), expected.len(), "no duplicates in a clean run");
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "no duplicates in a clean run"
+    );
     assert_eq!(stats.consumed, all.len() as u64);
     assert_eq!(stats.dead_lettered, 0);
     assert_eq!(stats.rows_out, expected.len() as u64);
@@ -201,4 +207,86 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
         committed(&broker, "exact", &input),
         vec![Some(per_partition); PARTITIONS as usize]
     );
+}
+
+#[test]
+fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "poison");
+    let dead_letter = format!("{input}.dead-letter");
+    let poison: [(&str, &str); 6] = [
+        ("truncated", r#"{"patient_id":"p0","observed_at":1795507201000,"heart_r"#),
+        ("wrong type", r#"{"patient_id":"p0","observed_at":1795507202000,"heart_rate":"fast"}"#),
+        ("missing key field", r#"{"observed_at":1795507203000,"heart_rate":80}"#),
+        ("not JSON", "\u{0}\u{1}binary"),
+        ("two objects", r#"{"patient_id":"p0","observed_at":1795507204000} {"patient_id":"p1"}"#),
+        ("empty", ""),
+    ];
+    // Each poison message sits between good readings on every partition, so a
+    // decoder left failed or joining a truncated payload onto the next would
+    // show in the output.
+    let mut messages = Vec::new();
+    for (i, good) in readings().into_iter().enumerate() {
+        messages.push(good.clone());
+        if i % 37 == 0 {
+            let (_, payload) = poison[(i / 37) % poison.len()];
+            messages.push((good.0, good.1.clone(), payload.to_owned()));
+        }
+    }
+    let poisoned = messages.len() - readings().len();
+    produce(&broker, &input, &messages);
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn(
+        Arc::new(pipeline(&input, &output)),
+        config(&broker, "poison"),
+        Arc::clone(&stop),
+    );
+    let expected = expected();
+    let received = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    let letters = broker.consume(&dead_letter, Duration::from_secs(30), |r| {
+        r.len() >= poisoned
+    });
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().expect("run thread");
+    assert_eq!(results(&received), expected);
+    assert_eq!(stats.dead_lettered, poisoned as u64);
+    assert_eq!(letters.len(), poisoned);
+    for letter in &letters {
+        let offset: i64 = letter
+            .header("vigil.source.offset")
+            .and_then(|o| o.parse().ok())
+            .expect("offset header");
+        let partition: i32 = letter
+            .header("vigil.source.partition")
+            .and_then(|p| p.parse().ok())
+            .expect("partition header");
+        assert_eq!(letter.header("vigil.source.topic"), Some(input.as_str()));
+        assert!(letter.header("vigil.source.timestamp").is_some());
+        assert!(!letter.header("vigil.error").unwrap_or_default().is_empty());
+        // The dead letter is the poison message as it came, with its key.
+        let index = messages
+            .iter()
+            .filter(|(p, _, _)| *p == partition)
+            .nth(offset as usize)
+            .expect("the source message");
+        assert_eq!(letter.payload, index.2, "{letter:?}");
+        assert_eq!(letter.key.as_deref(), Some(index.1.as_str()));
+        assert_eq!(letter.header("vigil.reason"), Some("malformed"));
+        let (kind, _) = poison
+            .iter()
+            .find(|(_, p)| *p == letter.payload)
+            .expect("one of the poison messages");
+        let error = letter.header("vigil.error").unwrap_or_default();
+        let says = match *kind {
+            "truncated" => "truncated JSON object",
+            "wrong type" => "'heart_rate': failed to parse \"fast\"",
+            "missing key field" => "patient_id is missing",
+            "not JSON" => "not a JSON object",
+            "two objects" => "more than one JSON value",
+            _ => "empty message",
+        };
+        assert!(error.contains(says), "{kind}: {error}");
+    }
 }

@@ -17,6 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 /// A broker for one test process.
 #[derive(Debug)]
@@ -143,7 +144,9 @@ impl Broker {
             .create()
             .expect("producer");
         for (partition, key, payload) in messages {
-            let mut record = BaseRecord::to(topic).partition(*partition).payload(*payload);
+            let mut record = BaseRecord::to(topic)
+                .partition(*partition)
+                .payload(*payload);
             if let Some(key) = key {
                 record = record.key(*key);
             }
@@ -160,14 +163,25 @@ impl Broker {
         timeout: Duration,
         enough: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
+        // Partitions are assigned, not subscribed: no group join to wait for.
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", format!("reader-{topic}-{}", free_port()))
-            .set("auto.offset.reset", "earliest")
+            .set("group.id", "vigil-tests-reader")
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut assignment = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                assignment
+                    .add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .expect("offset");
+            }
+        }
+        consumer.assign(&assignment).expect("assign");
         let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline && !enough(&out) {

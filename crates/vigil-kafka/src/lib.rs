@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+pub mod intake;
 pub mod offsets;
 pub mod run;
 pub mod sink;

@@ -11,8 +11,10 @@
 //! passed their rows (see [`offsets`](crate::offsets)), and are committed every
 //! [`KafkaConfig::commit_interval`] and when a partition is revoked.
 //!
-//! Memory stays bounded: a step holds at most one batch of messages, and a slow
-//! sink stops the loop (and so the consumption) until it has caught up.
+//! Memory stays bounded: a step holds at most one batch of messages, and while a
+//! slow sink catches up every assigned partition is paused (see
+//! [`intake`](crate::intake)): nothing more is fetched, yet the consumer is
+//! polled, so it stays in its group and takes part in rebalances.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +34,7 @@ use vigil_formats::RowsJsonDecoder;
 
 use crate::config::{self, KafkaConfig};
 use crate::error::{KafkaError, Result};
+use crate::intake::Intake;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
 use crate::sink::{DeadLetter, Sink};
 use crate::source::{Assignment, GroupContext, TopicPartition};
@@ -57,6 +60,8 @@ pub struct RunStats {
     pub assigned: u64,
     /// Partitions revoked from this instance over the run.
     pub revoked: u64,
+    /// Waits for the sink long enough to pause consumption.
+    pub paused: u64,
 }
 
 /// A source topic and the jobs reading it.
@@ -261,6 +266,7 @@ impl<'p> KafkaRun<'p> {
             consumer: &consumer,
             context: &context,
             sink: &sink,
+            intake: Intake::new(&consumer),
             runners: &mut runners,
             owned: BTreeMap::new(),
             stats: RunStats::default(),
@@ -295,6 +301,7 @@ struct Loop<'a, 'p> {
     consumer: &'a BaseConsumer<GroupContext>,
     context: &'a GroupContext,
     sink: &'a Sink,
+    intake: Intake<'a>,
     runners: &'a mut Vec<JobRunner>,
     owned: BTreeMap<TopicPartition, OffsetTracker>,
     stats: RunStats,
@@ -317,8 +324,13 @@ impl Loop<'_, '_> {
         while !stop.load(Ordering::Relaxed) {
             let mut steps = self.collect(&mut watermarks)?;
             let spans = self.process(&mut steps, &mut watermarks)?;
-            // Nothing counts as processed before the broker has all it produced.
-            self.sink.acknowledged(&|| false)?;
+            // Nothing counts as processed before the broker has all it produced;
+            // consumption pauses while the sink catches up.
+            self.sink.acknowledged(&|| self.intake.hold())?;
+            self.intake.release();
+            // A rebalance served during the wait: its revoked partitions' spans
+            // no longer count here.
+            self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
             for (tp, (end, latest)) in spans {
                 if let Some(tracker) = self.owned.get_mut(&tp) {
                     tracker.processed(end, latest);
@@ -335,6 +347,7 @@ impl Loop<'_, '_> {
     }
 
     fn finish(&mut self) -> RunStats {
+        self.stats.paused = self.intake.pauses();
         self.stats.replayed_done = self
             .runners
             .iter()
@@ -425,15 +438,20 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
-    /// Polls one step's messages into per-partition decoders; messages that do not
-    /// decode are dead-lettered at once.
+    /// Polls one step's messages into per-partition decoders (first those held
+    /// during the last wait); messages that do not decode are dead-lettered at
+    /// once.
     fn collect(
         &mut self,
         watermarks: &mut BTreeMap<String, Watermarks>,
     ) -> Result<BTreeMap<TopicPartition, Step>> {
         let mut steps: BTreeMap<TopicPartition, Step> = BTreeMap::new();
-        let deadline = Instant::now() + self.run.config.max_wait;
+        self.apply_changes(&mut steps, watermarks)?;
         let mut taken = 0;
+        while let Some(message) = self.intake.next_held() {
+            taken += usize::from(self.take(&message, &mut steps)?);
+        }
+        let deadline = Instant::now() + self.run.config.max_wait;
         while taken < self.run.config.batch_messages {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -441,63 +459,70 @@ impl Loop<'_, '_> {
             }
             let polled = self.consumer.poll(left);
             self.apply_changes(&mut steps, watermarks)?;
-            let message = match polled {
+            match polled {
                 None => break,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    continue;
-                }
-                Some(Ok(message)) => message,
-            };
-            let tp = (message.topic().to_owned(), message.partition());
-            if !self.owned.contains_key(&tp) {
-                continue;
-            }
-            let Some(source) = self.run.sources.get(&tp.0) else {
-                continue;
-            };
-            taken += 1;
-            self.stats.consumed += 1;
-            let step = match steps.entry(tp.clone()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
-                    decoder: RowsJsonDecoder::new(
-                        source.schema.clone(),
-                        self.run.config.max_message_bytes,
-                        self.run.config.batch_messages,
-                    )?,
-                    accepted: Vec::new(),
-                    keys: Vec::new(),
-                    end: message.offset(),
-                }),
-            };
-            step.end = message.offset() + 1;
-            let timestamp = message.timestamp().to_millis();
-            let payload = message.payload().unwrap_or_default();
-            match step.decoder.decode(payload) {
-                Ok(()) => {
-                    step.accepted.push((message.offset(), timestamp));
-                    step.keys.push(message.key().map(<[u8]>::to_vec));
-                }
-                Err(e) => {
-                    self.stats.dead_lettered += 1;
-                    self.sink.send_dead_letter(
-                        &source.dead_letter,
-                        message.key(),
-                        payload,
-                        &DeadLetter {
-                            reason: e.reason_label(),
-                            error: e.to_string(),
-                            topic: &tp.0,
-                            partition: tp.1,
-                            offset: Some(message.offset()),
-                            timestamp,
-                        },
-                    )?;
-                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Ok(message)) => taken += usize::from(self.take(&message, &mut steps)?),
             }
         }
         Ok(steps)
+    }
+
+    /// Adds one message to its partition's step, or dead-letters it; false if its
+    /// partition is not (or no longer) this instance's.
+    fn take(
+        &mut self,
+        message: &impl Message,
+        steps: &mut BTreeMap<TopicPartition, Step>,
+    ) -> Result<bool> {
+        let tp = (message.topic().to_owned(), message.partition());
+        if !self.owned.contains_key(&tp) {
+            return Ok(false);
+        }
+        let Some(source) = self.run.sources.get(&tp.0) else {
+            return Ok(false);
+        };
+        self.stats.consumed += 1;
+        let step = match steps.entry(tp.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
+                decoder: RowsJsonDecoder::new(
+                    source.schema.clone(),
+                    self.run.config.max_message_bytes,
+                    self.run.config.batch_messages,
+                )?,
+                accepted: Vec::new(),
+                keys: Vec::new(),
+                end: message.offset(),
+            }),
+        };
+        step.end = message.offset() + 1;
+        let timestamp = message.timestamp().to_millis();
+        let payload = message.payload().unwrap_or_default();
+        match step.decoder.decode(payload) {
+            Ok(()) => {
+                step.accepted.push((message.offset(), timestamp));
+                step.keys.push(message.key().map(<[u8]>::to_vec));
+            }
+            Err(e) => {
+                self.stats.dead_lettered += 1;
+                self.sink.send_dead_letter(
+                    &source.dead_letter,
+                    message.key(),
+                    payload,
+                    &DeadLetter {
+                        reason: e.reason_label(),
+                        error: e.to_string(),
+                        topic: &tp.0,
+                        partition: tp.1,
+                        offset: Some(message.offset()),
+                        timestamp,
+                    },
+                    &|| self.intake.hold(),
+                )?;
+            }
+        }
+        Ok(true)
     }
 
     /// Decodes each partition's step into a batch, feeds it to the jobs, moves the
@@ -534,6 +559,7 @@ impl Loop<'_, '_> {
                         offset,
                         timestamp,
                     },
+                    &|| self.intake.hold(),
                 )?;
             }
             let mut latest = None;
@@ -578,11 +604,14 @@ impl Loop<'_, '_> {
         let sink = &self.run.sinks[job];
         for batch in &emitted.rows {
             let rows = declared_rows(&sink.table, batch)?;
-            self.stats.rows_out += self.sink.send_rows(&sink.topic, sink.key, &rows)? as u64;
+            self.stats.rows_out += self
+                .sink
+                .send_rows(&sink.topic, sink.key, &rows, &|| self.intake.hold())?
+                as u64;
         }
         for batch in &emitted.late {
             self.stats.late += batch.num_rows() as u64;
-            send_late(self.sink, source, tp, batch)?;
+            send_late(self.sink, source, tp, batch, &|| self.intake.hold())?;
         }
         Ok(())
     }
@@ -633,7 +662,13 @@ impl Loop<'_, '_> {
 }
 
 /// Late rows, as JSON objects, to the source's dead-letter topic.
-fn send_late(sink: &Sink, source: &Source, tp: &TopicPartition, batch: &RecordBatch) -> Result<()> {
+fn send_late(
+    sink: &Sink,
+    source: &Source,
+    tp: &TopicPartition,
+    batch: &RecordBatch,
+    waiting: &dyn Fn(),
+) -> Result<()> {
     let bytes = vigil_formats::write_json_lines(Vec::new(), &[batch])?;
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         sink.send_dead_letter(
@@ -648,6 +683,7 @@ fn send_late(sink: &Sink, source: &Source, tp: &TopicPartition, batch: &RecordBa
                 offset: None,
                 timestamp: None,
             },
+            waiting,
         )?;
     }
     Ok(())

@@ -119,6 +119,7 @@ impl Sink {
         key: Option<&[u8]>,
         payload: &[u8],
         headers: Option<OwnedHeaders>,
+        waiting: &dyn Fn(),
     ) -> Result<()> {
         {
             let (lock, _) = &*self.deliveries.0;
@@ -141,6 +142,7 @@ impl Sink {
                     // Backpressure: the local queue is full until the broker
                     // acknowledges some of it.
                     record = back;
+                    waiting();
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((e, _)) => {
@@ -159,7 +161,14 @@ impl Sink {
 
     /// Sends every row of `batch` to `topic` as a JSON object, keyed by the value
     /// of column `key` (text; other types cast) when given. Returns the rows sent.
-    pub fn send_rows(&self, topic: &str, key: Option<usize>, batch: &RecordBatch) -> Result<usize> {
+    /// `waiting` runs while the producer's queue is full.
+    pub fn send_rows(
+        &self,
+        topic: &str,
+        key: Option<usize>,
+        batch: &RecordBatch,
+        waiting: &dyn Fn(),
+    ) -> Result<usize> {
         if batch.num_rows() == 0 {
             return Ok(0);
         }
@@ -185,20 +194,22 @@ impl Sink {
             let key = keys
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row).as_bytes());
-            self.send(topic, key, line, None)?;
+            self.send(topic, key, line, None, waiting)?;
             rows += 1;
         }
         Ok(rows)
     }
 
     /// Sends a message that could not be used to `topic`, as it came (payload and
-    /// key), with where it came from and why in headers.
+    /// key), with where it came from and why in headers. `waiting` runs while the
+    /// producer's queue is full.
     pub fn send_dead_letter(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: &[u8],
         letter: &DeadLetter<'_>,
+        waiting: &dyn Fn(),
     ) -> Result<()> {
         let partition = letter.partition.to_string();
         let offset = letter.offset.map(|o| o.to_string());
@@ -232,34 +243,38 @@ impl Sink {
                 value: Some(timestamp.as_str()),
             });
         }
-        self.send(topic, key, payload, Some(headers))
+        self.send(topic, key, payload, Some(headers), waiting)
     }
 
     /// Waits until the broker has acknowledged every message sent, or fails with
     /// the first delivery that failed (after librdkafka's own retries, within
-    /// `message.timeout.ms`). `stop` is checked while waiting.
-    pub fn acknowledged(&self, stop: &dyn Fn() -> bool) -> Result<()> {
+    /// `message.timeout.ms`). `waiting` runs every 100 ms of the wait, outside
+    /// any lock (the run loop keeps its consumer alive there).
+    pub fn acknowledged(&self, waiting: &dyn Fn()) -> Result<()> {
         let (lock, wake) = &*self.deliveries.0;
-        let mut d = lock
-            .lock()
-            .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
         loop {
-            if let Some((topic, reason)) = d.failed.take() {
-                return Err(KafkaError::Delivery { topic, reason });
+            {
+                let mut d = lock
+                    .lock()
+                    .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+                if let Some((topic, reason)) = d.failed.take() {
+                    return Err(KafkaError::Delivery { topic, reason });
+                }
+                if d.pending == 0 {
+                    return Ok(());
+                }
+                d = wake
+                    .wait_timeout(d, Duration::from_millis(100))
+                    .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
+                    .0;
+                if let Some((topic, reason)) = d.failed.take() {
+                    return Err(KafkaError::Delivery { topic, reason });
+                }
+                if d.pending == 0 {
+                    return Ok(());
+                }
             }
-            if d.pending == 0 {
-                return Ok(());
-            }
-            if stop() {
-                return Err(KafkaError::Delivery {
-                    topic: "(any)".to_owned(),
-                    reason: "stopped while deliveries were pending".to_owned(),
-                });
-            }
-            d = wake
-                .wait_timeout(d, Duration::from_millis(100))
-                .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
-                .0;
+            waiting();
         }
     }
 

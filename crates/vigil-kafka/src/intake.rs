@@ -1,0 +1,90 @@
+//! Backpressure on the consumer: while the run loop waits for its sink, it pauses
+//! every assigned partition and keeps polling, so the group does not think it
+//! dead (`max.poll.interval.ms`), rebalances are served, and nothing more is
+//! fetched into memory.
+//!
+//! librdkafka purges a paused partition's prefetched messages and fetches again
+//! from the next offset not yet handed to the application when it is resumed, so
+//! pausing loses nothing. A partition assigned during the wait starts unpaused:
+//! a message it yields is kept here, its partition paused, and the message handed
+//! to the next step before anything else.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use crate::source::GroupContext;
+
+/// The consumer's pause state and the messages polled while paused.
+pub struct Intake<'a> {
+    consumer: &'a BaseConsumer<GroupContext>,
+    paused: Cell<bool>,
+    held: RefCell<VecDeque<OwnedMessage>>,
+    pauses: Cell<u64>,
+}
+
+impl<'a> Intake<'a> {
+    /// Backpressure for `consumer`, which starts unpaused.
+    pub fn new(consumer: &'a BaseConsumer<GroupContext>) -> Intake<'a> {
+        Intake {
+            consumer,
+            paused: Cell::new(false),
+            held: RefCell::new(VecDeque::new()),
+            pauses: Cell::new(0),
+        }
+    }
+
+    /// Called while the loop waits: pauses every assigned partition (once per
+    /// wait) and serves the consumer's events.
+    pub fn hold(&self) {
+        if !self.paused.get() {
+            if let Ok(assignment) = self.consumer.assignment()
+                && let Err(e) = self.consumer.pause(&assignment)
+            {
+                tracing::warn!(error = %e, "pausing the assignment failed");
+            }
+            self.paused.set(true);
+            self.pauses.set(self.pauses.get() + 1);
+        }
+        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            match polled {
+                Ok(message) => {
+                    // From a partition assigned during the wait: keep it, and
+                    // pause its partition too.
+                    let mut list = TopicPartitionList::new();
+                    list.add_partition(message.topic(), message.partition());
+                    if let Err(e) = self.consumer.pause(&list) {
+                        tracing::warn!(error = %e, "pausing a new partition failed");
+                    }
+                    self.held.borrow_mut().push_back(message.detach());
+                }
+                Err(e) => tracing::warn!(error = %e, "consumer error"),
+            }
+        }
+    }
+
+    /// Ends a wait: resumes the whole current assignment.
+    pub fn release(&self) {
+        if self.paused.replace(false)
+            && let Ok(assignment) = self.consumer.assignment()
+            && let Err(e) = self.consumer.resume(&assignment)
+        {
+            tracing::warn!(error = %e, "resuming the assignment failed");
+        }
+    }
+
+    /// The oldest message polled while paused, if any.
+    pub fn next_held(&self) -> Option<OwnedMessage> {
+        self.held.borrow_mut().pop_front()
+    }
+
+    /// How many waits paused the consumer.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.get()
+    }
+}
