@@ -1,103 +1,23 @@
 //! A pipeline from topic to topic: exact output, dead letters for poison messages,
 //! and two group members sharing the partitions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vigil_engine::plan::Pipeline;
 use vigil_kafka::{KafkaConfig, KafkaRun, RunStats};
-use vigil_tests::{Broker, Received};
-
-const BASE_MS: i64 = 1_795_507_200_000; // 2026-11-24T08:00:00Z
-const PARTITIONS: i32 = 3;
-const PATIENTS: usize = 6;
+use vigil_tests::Broker;
+use vigil_tests::workload::{
+    PARTITIONS, PATIENTS, expected, produce, readings, results, sql, topics,
+};
 
 fn pipeline(input: &str, output: &str) -> Pipeline {
-    let sql = format!(
-        "CREATE TABLE vitals (
-  patient_id TEXT NOT NULL, observed_at TIMESTAMP NOT NULL, heart_rate DOUBLE,
-  WATERMARK FOR observed_at AS observed_at - INTERVAL '5' SECOND
-) WITH (connector = 'kafka', topic = '{input}', format = 'json', idle_timeout = '1 hour');
-CREATE TABLE per_minute WITH (connector = 'kafka', topic = '{output}', format = 'json', key = 'patient_id');
-INSERT INTO per_minute
-SELECT patient_id, window_end, count(*) AS n, max(heart_rate) AS max_hr
-FROM vitals GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE);"
-    );
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
-        .block_on(Pipeline::plan(&sql))
+        .block_on(Pipeline::plan(&sql(input, output)))
         .expect("plan")
-}
-
-/// Readings every 10 s for 5 minutes per patient (patient i on partition
-/// i % PARTITIONS), then one reading each at 20 minutes that moves every
-/// partition's watermark past the first five windows.
-fn readings() -> Vec<(i32, String, String)> {
-    let mut out = Vec::new();
-    for s in (0..300).step_by(10) {
-        for p in 0..PATIENTS {
-            out.push(reading(p, s, 60.0 + s as f64 / 10.0 + p as f64));
-        }
-    }
-    for p in 0..PATIENTS {
-        out.push(reading(p, 1200, 50.0));
-    }
-    out
-}
-
-fn reading(patient: usize, second: i64, hr: f64) -> (i32, String, String) {
-    (
-        (patient % PARTITIONS as usize) as i32,
-        format!("p{patient}"),
-        format!(
-            r#"{{"patient_id":"p{patient}","observed_at":{},"heart_rate":{hr}}}"#,
-            BASE_MS + second * 1000
-        ),
-    )
-}
-
-/// The closed windows: five per patient, six readings each.
-fn expected() -> BTreeMap<(String, String), (i64, f64)> {
-    let mut out = BTreeMap::new();
-    for p in 0..PATIENTS {
-        for minute in 0..5_i64 {
-            let end = BASE_MS + (minute + 1) * 60_000;
-            let last_second = minute * 60 + 50;
-            out.insert(
-                (format!("p{p}"), rfc3339(end)),
-                (6, 60.0 + last_second as f64 / 10.0 + p as f64),
-            );
-        }
-    }
-    out
-}
-
-fn rfc3339(ms: i64) -> String {
-    // 2026-11-24T08:MM:00Z: the windows lie within one hour of the base.
-    let minutes = (ms - BASE_MS) / 60_000;
-    format!("2026-11-24T08:{minutes:02}:00Z")
-}
-
-fn results(received: &[Received]) -> BTreeMap<(String, String), (i64, f64)> {
-    let mut out = BTreeMap::new();
-    for r in received {
-        let v: serde_json::Value = serde_json::from_str(&r.payload).expect("json");
-        let patient = v["patient_id"].as_str().expect("patient").to_owned();
-        assert_eq!(r.key.as_deref(), Some(patient.as_str()), "keyed by patient");
-        let end = v["window_end"].as_str().expect("window_end");
-        let end = end.trim_end_matches("+00:00").trim_end_matches('Z');
-        out.insert(
-            (patient, format!("{end}Z")),
-            (
-                v["n"].as_i64().expect("n"),
-                v["max_hr"].as_f64().expect("max_hr"),
-            ),
-        );
-    }
-    out
 }
 
 fn config(broker: &Broker, group: &str) -> KafkaConfig {
@@ -123,22 +43,6 @@ fn spawn(
         let mut run = KafkaRun::new(&pipeline, config).expect("run");
         run.run(&stop).expect("run to the end")
     })
-}
-
-fn topics(broker: &Broker, name: &str) -> (String, String) {
-    let (input, output) = (format!("{name}-vitals"), format!("{name}-out"));
-    broker.create_topic(&input, PARTITIONS);
-    broker.create_topic(&format!("{input}.dead-letter"), 1);
-    broker.create_topic(&output, PARTITIONS);
-    (input, output)
-}
-
-fn produce(broker: &Broker, topic: &str, messages: &[(i32, String, String)]) {
-    let refs: Vec<(i32, Option<&str>, &str)> = messages
-        .iter()
-        .map(|(p, k, v)| (*p, Some(k.as_str()), v.as_str()))
-        .collect();
-    broker.produce(topic, &refs);
 }
 
 /// The offsets committed for `group` on each partition of `topic`.
@@ -215,11 +119,23 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
     let (input, output) = topics(&broker, "poison");
     let dead_letter = format!("{input}.dead-letter");
     let poison: [(&str, &str); 6] = [
-        ("truncated", r#"{"patient_id":"p0","observed_at":1795507201000,"heart_r"#),
-        ("wrong type", r#"{"patient_id":"p0","observed_at":1795507202000,"heart_rate":"fast"}"#),
-        ("missing key field", r#"{"observed_at":1795507203000,"heart_rate":80}"#),
+        (
+            "truncated",
+            r#"{"patient_id":"p0","observed_at":1795507201000,"heart_r"#,
+        ),
+        (
+            "wrong type",
+            r#"{"patient_id":"p0","observed_at":1795507202000,"heart_rate":"fast"}"#,
+        ),
+        (
+            "missing key field",
+            r#"{"observed_at":1795507203000,"heart_rate":80}"#,
+        ),
         ("not JSON", "\u{0}\u{1}binary"),
-        ("two objects", r#"{"patient_id":"p0","observed_at":1795507204000} {"patient_id":"p1"}"#),
+        (
+            "two objects",
+            r#"{"patient_id":"p0","observed_at":1795507204000} {"patient_id":"p1"}"#,
+        ),
         ("empty", ""),
     ];
     // Each poison message sits between good readings on every partition, so a

@@ -6,6 +6,8 @@
 //! stops it when dropped. With `VIGIL_TEST_BROKERS=host:port` the tests use that
 //! Kafka instead and start nothing.
 
+pub mod workload;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -370,6 +370,7 @@ impl Loop<'_, '_> {
             match change {
                 Assignment::Revoked(partitions) => {
                     for tp in partitions {
+                        tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");
                         self.stats.revoked += 1;
                         steps.remove(&tp);
                         self.owned.remove(&tp);

@@ -42,8 +42,19 @@ path, for replays and backfills. Rejected lines are reported on stderr with thei
 line number and reason; late rows (older than the watermark) go to the source's
 late_path option, or stderr. A summary of counts goes to stderr at the end.
 
-Exit status: 0 all input used; 65 some lines rejected (the rest were processed);
-78 the pipeline is invalid; 1 failure (unreadable input, unwritable output).";
+Tables with connector = 'kafka' are topics: the instance joins the consumer group
+(--group), reads its share of the source partitions and runs until Ctrl-C or
+SIGTERM; start another instance with the same group to share the work.
+  vigil run pipelines/news2_kafka.sql --brokers 127.0.0.1:9092 --group wards
+  VIGIL_BROKERS=kafka:9093 vigil run alerts.sql --kafka security.protocol=SSL \\
+      --kafka ssl.ca.location=/etc/ssl/ca.pem
+Messages that cannot be decoded, and late rows, go to the source's dead-letter topic
+(option dead_letter_topic, default <topic>.dead-letter) with the reason in headers.
+
+Exit status: 0 all input used (files) or stopped on request (Kafka); 65 some lines
+rejected (the rest were processed); 78 the pipeline or its Kafka setup is invalid
+(a missing topic, unreachable brokers at start); 1 failure (unreadable input,
+unwritable output, undeliverable results).";
 
 /// Flags of `vigil run`.
 #[derive(Debug, Args)]
@@ -55,9 +66,29 @@ pub struct RunArgs {
     #[arg(long = "path", value_name = "TABLE=PATH", value_parser = table_path)]
     pub paths: Vec<(String, String)>,
 
-    /// Lines read per Arrow batch.
+    /// Lines (or Kafka messages) read per Arrow batch.
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+
+    /// Kafka bootstrap servers, for pipelines whose tables are Kafka topics.
+    #[arg(long, env = "VIGIL_BROKERS", value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+
+    /// Consumer group of the instances sharing the work [default: vigil-<file stem>].
+    #[arg(long, env = "VIGIL_GROUP", value_name = "ID")]
+    pub group: Option<String>,
+
+    /// A librdkafka property for every Kafka client, KEY=VALUE (repeatable; TLS,
+    /// SASL, timeouts as librdkafka documents them).
+    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = property)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+fn property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
 }
 
 fn table_path(text: &str) -> Result<(String, String), String> {

@@ -1,4 +1,5 @@
-//! `vigil run`: run a pipeline over its file sources.
+//! `vigil run`: run a pipeline over its file sources (Kafka tables: see
+//! [`crate::stream`]).
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::INVALID_PIPELINE));
         }
     };
+    if crate::stream::is_kafka(&pipeline) {
+        return crate::stream::run(args, &pipeline);
+    }
     let options = RunOptions {
         batch_size: args.batch_size as usize,
         paths: args.paths.iter().cloned().collect(),

@@ -102,6 +102,18 @@ struct PartitionSlot {
     done_before: Option<i64>,
     /// Set when the partition resumed: what the previous owner had emitted.
     emitted_floor: Option<i64>,
+    /// Set while a resumed partition replays input the job's watermark has passed:
+    /// its own watermark, from its own rows, which governs it until it reaches the
+    /// job's (see [`JobRunner::resume`]).
+    catch_up: Option<CatchUp>,
+}
+
+/// A partition replaying behind the job's watermark.
+#[derive(Debug, Clone, Copy, Default)]
+struct CatchUp {
+    /// The partition's own watermark: its latest event time less the source's
+    /// delay; `None` before its first row.
+    watermark: Option<i64>,
 }
 
 /// How far a partition's input has been taken in, for committing its source
@@ -140,6 +152,8 @@ pub struct JobRunner {
     /// The source's event-time column, if it declares one.
     event_time: Option<usize>,
     lateness_ms: i64,
+    /// The source's watermark delay (for a catching-up partition's own watermark).
+    delay_ms: i64,
     watermark: Option<i64>,
     output_schema: SchemaRef,
     counters: JobCounters,
@@ -204,6 +218,7 @@ impl JobRunner {
             after,
             event_time,
             lateness_ms: job.time.allowed_lateness_ms,
+            delay_ms: job.source.event_time.as_ref().map_or(0, |et| et.delay_ms),
             watermark: None,
             output_schema: Arc::clone(&job.output_schema),
             counters: JobCounters::default(),
@@ -264,6 +279,7 @@ impl JobRunner {
                 floor: None,
                 done_before: None,
                 emitted_floor: None,
+                catch_up: None,
             }),
         }))
     }
@@ -325,6 +341,7 @@ impl JobRunner {
                 floor: state.watermark,
                 done_before: None,
                 emitted_floor: None,
+                catch_up: None,
             },
         );
         Ok(())
@@ -332,7 +349,10 @@ impl JobRunner {
 
     /// How far `partition`'s input has been taken in (see [`Progress`]).
     pub fn progress(&self, partition: u32) -> Progress {
-        let emitted_through = self.effective_watermark();
+        let mut emitted_through = self.effective_watermark();
+        if let Some(catch_up) = self.partitions.get(&partition).and_then(|p| p.catch_up) {
+            emitted_through = catch_up.watermark.map(|w| self.less_lateness(w));
+        }
         let Some(slot) = self.partitions.get(&partition) else {
             return Progress {
                 horizon: None,
@@ -355,6 +375,12 @@ impl JobRunner {
     /// at that owner's `progress`: replayed rows older than its horizon are skipped
     /// (counted in [`JobCounters::rows_replayed_done`]), and windows and sessions
     /// it emitted are not emitted again. The partition must hold no state here.
+    ///
+    /// The job's watermark, moved on by this instance's other partitions, may be
+    /// ahead of the replayed rows: they are not late. Until the partition's own
+    /// watermark (its latest event time less the source's delay) reaches the
+    /// job's, that own watermark decides which of its rows are late and closes
+    /// its windows; from then on it follows the job's watermark.
     pub fn resume(&mut self, partition: u32, progress: Progress) -> Result<()> {
         if self
             .partitions
@@ -371,6 +397,7 @@ impl JobRunner {
         };
         slot.done_before = progress.horizon;
         slot.emitted_floor = progress.emitted_through;
+        slot.catch_up = Some(CatchUp::default());
         if let Some(through) = progress.emitted_through {
             slot.operator.suppress_through(through);
         }
@@ -378,13 +405,16 @@ impl JobRunner {
     }
 
     fn effective_watermark(&self) -> Option<i64> {
-        self.watermark.map(|w| {
-            if w == END_OF_TIME {
-                END_OF_TIME
-            } else {
-                w.saturating_sub(self.lateness_ms)
-            }
-        })
+        self.watermark.map(|w| self.less_lateness(w))
+    }
+
+    /// A source watermark with the allowed lateness taken off: what closes windows.
+    fn less_lateness(&self, watermark: i64) -> i64 {
+        if watermark == END_OF_TIME {
+            END_OF_TIME
+        } else {
+            watermark.saturating_sub(self.lateness_ms)
+        }
     }
 
     /// Forgets a partition's state (the partition was revoked and its state is
@@ -407,11 +437,27 @@ impl JobRunner {
             return Ok(());
         }
         let batch = apply_all(&self.before, batch)?;
+        let (global, delay) = (self.watermark, self.delay_ms);
+        let lateness = self.lateness_ms;
         match self.slot(partition)? {
             None => self.emit(vec![batch], out),
             Some(slot) => {
                 let mut emitted = Vec::new();
                 slot.operator.process(&batch, times, &mut emitted)?;
+                if let (Some(catch_up), Some(times)) = (&mut slot.catch_up, times) {
+                    let own =
+                        max_option(catch_up.watermark, Some(times.last.saturating_sub(delay)));
+                    catch_up.watermark = own;
+                    if let Some(own) = own {
+                        slot.operator
+                            .advance(own.saturating_sub(lateness), &mut emitted)?;
+                        if global.is_none_or(|g| own >= g) {
+                            // Caught up: rows behind its own watermark stay late.
+                            slot.floor = max_option(slot.floor, Some(own));
+                            slot.catch_up = None;
+                        }
+                    }
+                }
                 self.emit(emitted, out)
             }
         }
@@ -431,6 +477,18 @@ impl JobRunner {
         };
         let mut emitted = Vec::new();
         for slot in self.partitions.values_mut() {
+            if let Some(catch_up) = slot.catch_up {
+                match catch_up.watermark {
+                    Some(own) if own >= watermark => {
+                        slot.floor = max_option(slot.floor, Some(own));
+                        slot.catch_up = None;
+                    }
+                    // The input has ended: everything closes.
+                    _ if watermark == END_OF_TIME => slot.catch_up = None,
+                    // Still replaying: its own rows move it.
+                    _ => continue,
+                }
+            }
             slot.operator.advance(effective, &mut emitted)?;
         }
         self.emit(emitted, out)
@@ -502,8 +560,13 @@ impl JobRunner {
                     .clone();
             }
         }
-        let floor = self.partitions.get(&partition).and_then(|p| p.floor);
-        let cutoff = max_option(self.watermark, floor).map(|w| w.saturating_sub(self.lateness_ms));
+        let slot = self.partitions.get(&partition);
+        let floor = slot.and_then(|p| p.floor);
+        let watermark = match slot.and_then(|p| p.catch_up) {
+            Some(catch_up) => catch_up.watermark,
+            None => self.watermark,
+        };
+        let cutoff = max_option(watermark, floor).map(|w| w.saturating_sub(self.lateness_ms));
         let late: BooleanArray = match cutoff {
             Some(cutoff) => {
                 let cutoff = arrow::array::TimestampMillisecondArray::from(vec![cutoff])

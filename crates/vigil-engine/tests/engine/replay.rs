@@ -68,7 +68,8 @@ fn a_partition_replayed_from_its_commit_loses_nothing_and_emits_nothing_wrong() 
         let expected: BTreeSet<String> = rows(&whole.rows).into_iter().collect();
 
         let mut committed_somewhere = false;
-        for cut in 0..=input.len() {
+        let last = input.iter().map(|(_, max)| *max).max().expect("input");
+        for (cut, ahead) in (0..=input.len()).flat_map(|c| [(c, false), (c, true)]) {
             for crash in [cut, (cut + 3).min(input.len())] {
                 // The first owner: commits after `cut` batches, dies after `crash`.
                 let mut seen = None;
@@ -80,15 +81,34 @@ fn a_partition_replayed_from_its_commit_loses_nothing_and_emits_nothing_wrong() 
                 committed_somewhere |= commit > 0;
                 feed(&mut first, &input[cut..crash], &mut seen, &mut first_out);
 
-                // The next owner replays from the commit.
-                let mut second_out = Collected::default();
-                let mut second = JobRunner::new(job, &p.ctx).expect("runner");
-                second.resume(0, progress).expect("resume");
-                feed(&mut second, &input[commit..], &mut None, &mut second_out);
-                finish(&mut second, &mut second_out);
+                // The next owner replays from the commit; it may be an instance
+                // whose other partitions have moved its watermark far ahead.
+                let replay = |ahead: bool| {
+                    let mut out = Collected::default();
+                    let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+                    if ahead {
+                        let mut ignored = Emitted::default();
+                        second
+                            .advance(last + 86_400_000, &mut ignored)
+                            .expect("advance");
+                    }
+                    second.resume(0, progress).expect("resume");
+                    feed(&mut second, &input[commit..], &mut None, &mut out);
+                    finish(&mut second, &mut out);
+                    out
+                };
+                let second_out = replay(ahead);
+                if ahead {
+                    let fresh = replay(false);
+                    assert_eq!(
+                        (rows(&second_out.rows), second_out.late),
+                        (rows(&fresh.rows), fresh.late),
+                        "{name}, commit after {cut}: a new owner whose watermark is ahead replays as a fresh one"
+                    );
+                }
 
                 let context = format!(
-                    "{name}: commit after {cut} batches ({commit} committable), crash after {crash}"
+                    "{name}: commit after {cut} batches ({commit} committable), crash after {crash}, new owner ahead: {ahead}"
                 );
                 let replayed = rows(&second_out.rows);
                 for row in &replayed {

@@ -1,5 +1,7 @@
 //! The `vigil` binary as a user runs it.
 
+mod kafka;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -1,0 +1,109 @@
+//! `vigil run` over Kafka tables: one member of the pipeline's consumer group,
+//! running until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use vigil_engine::plan::Pipeline;
+use vigil_kafka::{KafkaConfig, KafkaError, KafkaRun};
+
+use crate::cli::RunArgs;
+use crate::exit;
+
+/// Whether the pipeline has Kafka tables (a pipeline runs against Kafka or files,
+/// not both: [`KafkaRun::new`] says so clearly).
+pub fn is_kafka(pipeline: &Pipeline) -> bool {
+    pipeline
+        .def
+        .tables
+        .iter()
+        .any(vigil_kafka::config::is_kafka)
+}
+
+/// Runs the pipeline as a group member until a signal asks it to stop; commits
+/// what is safe and leaves the group on the way out.
+pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
+    let path = args.pipeline.display().to_string();
+    let Some(brokers) = args.brokers.clone() else {
+        eprintln!("{path}: its tables are Kafka topics: give --brokers (or VIGIL_BROKERS)");
+        return Ok(ExitCode::from(exit::INVALID_PIPELINE));
+    };
+    let group = args.group.clone().unwrap_or_else(|| {
+        let stem = args
+            .pipeline
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("vigil-{stem}")
+    });
+    let mut config = KafkaConfig::new(brokers, group);
+    config.batch_messages = args.batch_size as usize;
+    config
+        .properties
+        .extend(args.kafka_properties.iter().cloned());
+    let mut run = match KafkaRun::new(pipeline, config) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            return Ok(ExitCode::from(exit::INVALID_PIPELINE));
+        }
+    };
+
+    let stop = AtomicBool::new(false);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    let outcome = std::thread::scope(|scope| {
+        let (done, ended) = tokio::sync::oneshot::channel::<()>();
+        let worker = scope.spawn(|| {
+            let outcome = run.run(&stop);
+            let _ = done.send(());
+            outcome
+        });
+        runtime.block_on(async {
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => eprintln!("vigil run: stopping (interrupt)"),
+                () = terminate => eprintln!("vigil run: stopping (terminate)"),
+                _ = ended => {}
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        worker.join()
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(_) => anyhow::bail!("the run thread panicked"),
+    };
+    match outcome {
+        Ok(stats) => {
+            eprintln!(
+                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} partitions assigned, {} revoked",
+                stats.consumed,
+                stats.dead_lettered,
+                stats.late,
+                stats.rows_out,
+                stats.replayed_done,
+                stats.commits,
+                stats.commit_failures,
+                stats.assigned,
+                stats.revoked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ KafkaError::Config(_)) => {
+            eprintln!("{path}: {e}");
+            Ok(ExitCode::from(exit::INVALID_PIPELINE))
+        }
+        Err(e) => Err(e).with_context(|| format!("running {path}")),
+    }
+}

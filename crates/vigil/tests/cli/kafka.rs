@@ -1,0 +1,208 @@
+//! `vigil run` against a real Kafka-protocol broker: instances of one consumer
+//! group share the partitions, and when one is killed the other takes its
+//! partitions over and no window is missing.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil_tests::Broker;
+use vigil_tests::workload::{
+    PARTITIONS, PATIENTS, expected, produce, readings, results, sql, topics,
+};
+
+/// A `vigil run` process; its standard error goes to a file read at the end.
+struct Instance {
+    child: Child,
+    stderr: PathBuf,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-cli-kafka-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+impl Instance {
+    fn start(broker: &Broker, pipeline: &PathBuf, group: &str, name: &str) -> Instance {
+        let stderr = scratch(&format!("{name}.stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("run")
+            .arg(pipeline)
+            .args(["--brokers", broker.bootstrap(), "--group", group])
+            // tansu completes a join after about half the rebalance timeout.
+            .args(["--kafka", "session.timeout.ms=6000"])
+            .args(["--kafka", "heartbeat.interval.ms=1000"])
+            .args(["--kafka", "max.poll.interval.ms=7000"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start vigil run");
+        Instance { child, stderr }
+    }
+
+    /// Asks the instance to stop (SIGTERM) and returns its exit code and stderr.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        (status.code(), self.log())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Partitions the instance owns now, from its log.
+    fn owned(&self) -> usize {
+        let log = self.log();
+        log.matches("partition assigned").count() - log.matches("partition revoked").count()
+    }
+}
+
+/// Waits until the instances own every partition between them, each some.
+fn wait_for_split(instances: &[&Instance]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let owned: Vec<usize> = instances.iter().map(|i| i.owned()).collect();
+        if owned.iter().all(|&n| n > 0) && owned.iter().sum::<usize>() == PARTITIONS as usize {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: Vec<String> = instances.iter().map(|i| i.log()).collect();
+    panic!("the partitions were never split: {logs:#?}");
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number in `text` just before `label` in the run summary.
+fn count(summary: &str, label: &str) -> u64 {
+    let before = summary.split(label).next().unwrap_or_default();
+    before
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}` in {summary}"))
+}
+
+fn pipeline_file(input: &str, output: &str, name: &str) -> PathBuf {
+    let path = scratch(&format!("{name}.sql"));
+    std::fs::write(&path, sql(input, output)).expect("write pipeline");
+    path
+}
+
+#[test]
+fn two_instances_in_one_group_share_the_partitions_and_together_emit_every_window() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "pair");
+    let file = pipeline_file(&input, &output, "pair");
+    let a = Instance::start(&broker, &file, "pair", "pair-a");
+    let b = Instance::start(&broker, &file, "pair", "pair-b");
+    wait_for_split(&[&a, &b]);
+    produce(&broker, &input, &readings());
+    let expected = expected();
+    let received = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    // Let the last commits happen before stopping.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code_a, log_a) = a.terminate();
+    let (code_b, log_b) = b.terminate();
+    assert_eq!(code_a, Some(0), "{log_a}");
+    assert_eq!(code_b, Some(0), "{log_b}");
+    assert_eq!(results(&received), expected);
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "no duplicates without a failover"
+    );
+    let (out_a, out_b) = (count(&log_a, "rows written"), count(&log_b, "rows written"));
+    assert!(out_a > 0 && out_b > 0, "both worked:\n{log_a}\n{log_b}");
+    assert_eq!(out_a + out_b, expected.len() as u64);
+    assert_eq!(
+        count(&log_a, "messages consumed") + count(&log_b, "messages consumed"),
+        readings().len() as u64
+    );
+}
+
+#[test]
+fn when_an_instance_is_killed_the_other_takes_over_and_no_window_is_missing() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "kill");
+    let file = pipeline_file(&input, &output, "kill");
+    let mut a = Instance::start(&broker, &file, "kill", "kill-a");
+    let b = Instance::start(&broker, &file, "kill", "kill-b");
+    wait_for_split(&[&a, &b]);
+    let all = readings();
+    // The first 150 s: the windows of minutes 0 and 1 close, minute 2 is open.
+    let half = 15 * PATIENTS;
+    produce(&broker, &input, &all[..half]);
+    let first = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= 2 * PATIENTS
+    });
+    assert_eq!(first.len(), 2 * PATIENTS);
+    // Let a commit happen, so that the new owner replays from it and not from
+    // the start.
+    std::thread::sleep(Duration::from_millis(1500));
+    a.child.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let _ = a.child.wait();
+    produce(&broker, &input, &all[half..]);
+    let expected = expected();
+    let received = broker.consume(&output, Duration::from_secs(90), |r| {
+        results(r).len() >= expected.len()
+    });
+    let recovered = killed.elapsed();
+    let (code_b, log_b) = b.terminate();
+    assert_eq!(code_b, Some(0), "{log_b}");
+    assert_eq!(
+        results(&received),
+        expected,
+        "no window is missing; survivor:\n{log_b}"
+    );
+    let duplicates = received.len() - expected.len();
+    eprintln!(
+        "failover: every window out {:.1} s after SIGKILL; {duplicates} duplicate results; survivor: {}",
+        recovered.as_secs_f64(),
+        log_b.trim()
+    );
+    assert!(count(&log_b, "partitions assigned") > count(&log_b, "revoked"));
+}
+
+#[test]
+fn a_missing_topic_is_a_clear_error_at_start() {
+    let broker = Broker::start();
+    let file = pipeline_file("no-such-topic", "nor-this", "missing");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(&file)
+        .args(["--brokers", broker.bootstrap()])
+        .output()
+        .expect("vigil run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("topic no-such-topic does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn kafka_tables_need_brokers() {
+    let file = pipeline_file("t-in", "t-out", "nobrokers");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(&file)
+        .env_remove("VIGIL_BROKERS")
+        .output()
+        .expect("vigil run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("--brokers"), "{stderr}");
+}
