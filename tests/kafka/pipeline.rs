@@ -86,6 +86,15 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
         r.len() >= 4 * PATIENTS
     });
     assert_eq!(early.len(), 4 * PATIENTS);
+    // The fifth window holds the readings from 240 s on: 6 per patient, 12 per
+    // partition, not committed.
+    std::thread::sleep(Duration::from_millis(800));
+    let held = (first.len() / PARTITIONS as usize - 12) as i64;
+    let mid = committed(&broker, "exact", &input);
+    assert!(
+        mid.iter().all(|c| c.is_none_or(|c| c <= held)),
+        "commits stop before the open window's rows: {mid:?}"
+    );
     // The readings at 20 minutes close the fifth.
     produce(&broker, &input, last);
     let received = broker.consume(&output, Duration::from_secs(60), |r| {

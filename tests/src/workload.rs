@@ -110,12 +110,14 @@ pub fn produce(broker: &crate::Broker, topic: &str, messages: &[Message]) {
     broker.produce(topic, &refs);
 }
 
-/// Creates `<name>-vitals` (with its dead-letter topic) and `<name>-out`;
+/// Creates `<name>-vitals` (with its dead-letter and progress topics) and
+/// `<name>-out`;
 /// returns the input and output topic names.
 pub fn topics(broker: &crate::Broker, name: &str) -> (String, String) {
     let (input, output) = (format!("{name}-vitals"), format!("{name}-out"));
     broker.create_topic(&input, PARTITIONS);
     broker.create_topic(&format!("{input}.dead-letter"), 1);
+    broker.create_topic(&format!("{input}.progress"), PARTITIONS);
     broker.create_topic(&output, PARTITIONS);
     (input, output)
 }

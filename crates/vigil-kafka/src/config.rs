@@ -13,6 +13,9 @@ use crate::error::{KafkaError, Result};
 pub const TOPIC: &str = "topic";
 /// Table option: the dead-letter topic of a source (default `<topic>.dead-letter`).
 pub const DEAD_LETTER_TOPIC: &str = "dead_letter_topic";
+/// Table option: the progress topic of a source (default `<topic>.progress`; see
+/// [`progress`](crate::progress)).
+pub const PROGRESS_TOPIC: &str = "progress_topic";
 /// Table option: the output column whose value keys a sink's messages (e.g.
 /// `patient_id`, so a patient's results stay in order on one partition).
 pub const KEY: &str = "key";
@@ -130,6 +133,14 @@ pub fn topic(table: &TableDecl) -> Result<String> {
             table.line, table.name
         ))
     })
+}
+
+/// The progress topic of a Kafka source.
+pub fn progress_topic(table: &TableDecl) -> Result<String> {
+    match table.option(PROGRESS_TOPIC) {
+        Some(t) => Ok(t.to_owned()),
+        None => Ok(format!("{}.progress", topic(table)?)),
+    }
 }
 
 /// The dead-letter topic of a Kafka source.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod intake;
 pub mod offsets;
+pub mod progress;
 pub mod run;
 pub mod sink;
 pub mod source;

@@ -36,6 +36,7 @@ use crate::config::{self, KafkaConfig};
 use crate::error::{KafkaError, Result};
 use crate::intake::Intake;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
+use crate::progress::{self, ProgressReader};
 use crate::sink::{DeadLetter, Sink};
 use crate::source::{Assignment, GroupContext, TopicPartition};
 
@@ -68,6 +69,7 @@ pub struct RunStats {
 struct Source {
     table: TableDecl,
     dead_letter: String,
+    progress: String,
     schema: SchemaRef,
     event_time: Option<usize>,
     jobs: Vec<usize>,
@@ -151,6 +153,7 @@ impl<'p> KafkaRun<'p> {
                         Source {
                             table: job.source.clone(),
                             dead_letter: config::dead_letter_topic(&job.source)?,
+                            progress: config::progress_topic(&job.source)?,
                             schema,
                             event_time,
                             jobs: vec![j],
@@ -194,7 +197,7 @@ impl<'p> KafkaRun<'p> {
         let mut topics: Vec<String> = self
             .sources
             .iter()
-            .flat_map(|(t, s)| [t.clone(), s.dead_letter.clone()])
+            .flat_map(|(t, s)| [t.clone(), s.dead_letter.clone(), s.progress.clone()])
             .chain(self.sinks.iter().map(|s| s.topic.clone()))
             .collect();
         topics.sort();
@@ -216,6 +219,7 @@ impl<'p> KafkaRun<'p> {
     /// exists: a clear error at start instead of a hang or a silent auto-creation.
     fn check_topics(&self, consumer: &BaseConsumer<GroupContext>) -> Result<()> {
         let timeout = self.config.startup_timeout;
+        let mut partitions = BTreeMap::new();
         for topic in self.topics() {
             let metadata = consumer
                 .fetch_metadata(Some(&topic), timeout)
@@ -228,13 +232,26 @@ impl<'p> KafkaRun<'p> {
                 })?;
             let found = metadata.topics().iter().find(|t| t.name() == topic);
             match found {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    partitions.insert(topic, t.partitions().len());
+                }
                 _ => {
                     return Err(KafkaError::Config(format!(
                         "topic {topic} does not exist on {} (create it first)",
                         self.config.brokers
                     )));
                 }
+            }
+        }
+        for (topic, source) in &self.sources {
+            let (wanted, has) = (partitions.get(topic), partitions.get(&source.progress));
+            if let (Some(wanted), Some(has)) = (wanted, has)
+                && has < wanted
+            {
+                return Err(KafkaError::Config(format!(
+                    "progress topic {} has {has} partitions, fewer than the {wanted} of {topic}",
+                    source.progress
+                )));
             }
         }
         Ok(())
@@ -251,6 +268,11 @@ impl<'p> KafkaRun<'p> {
             .create_with_context(context.clone())?;
         self.check_topics(&consumer)?;
         let sink = Sink::new(&self.config.producer(&properties))?;
+        let reader = ProgressReader::new(
+            &self.config.consumer(&properties),
+            &self.config.group_id,
+            self.config.startup_timeout,
+        )?;
         let topics: Vec<String> = self.sources.keys().cloned().collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
@@ -267,6 +289,7 @@ impl<'p> KafkaRun<'p> {
             context: &context,
             sink: &sink,
             intake: Intake::new(&consumer),
+            reader: &reader,
             runners: &mut runners,
             owned: BTreeMap::new(),
             stats: RunStats::default(),
@@ -302,6 +325,7 @@ struct Loop<'a, 'p> {
     context: &'a GroupContext,
     sink: &'a Sink,
     intake: Intake<'a>,
+    reader: &'a ProgressReader,
     runners: &'a mut Vec<JobRunner>,
     owned: BTreeMap<TopicPartition, OffsetTracker>,
     stats: RunStats,
@@ -328,22 +352,26 @@ impl Loop<'_, '_> {
             // consumption pauses while the sink catches up.
             self.sink.acknowledged(&|| self.intake.hold())?;
             self.intake.release();
-            // A rebalance served during the wait: its revoked partitions' spans
-            // no longer count here.
-            self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
+            // A rebalance served during the step: a revoked partition's span is
+            // not this instance's to commit, even if the partition came straight
+            // back (its new tracker starts at the committed offset, and its state
+            // is rebuilt by replay from there).
+            let revoked = self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
             for (tp, (end, latest)) in spans {
+                if revoked.contains(&tp) {
+                    continue;
+                }
                 if let Some(tracker) = self.owned.get_mut(&tp) {
                     tracker.processed(end, latest);
                 }
             }
             self.mark_safe()?;
             if last_commit.elapsed() >= self.run.config.commit_interval {
-                self.commit();
+                self.commit()?;
                 last_commit = Instant::now();
             }
         }
-        self.commit();
-        Ok(())
+        self.commit()
     }
 
     fn finish(&mut self) -> RunStats {
@@ -356,12 +384,14 @@ impl Loop<'_, '_> {
         std::mem::take(&mut self.stats)
     }
 
-    /// Applies assignment changes seen by the rebalance callbacks.
+    /// Applies assignment changes seen by the rebalance callbacks; returns the
+    /// partitions revoked (some may have been assigned again since).
     fn apply_changes(
         &mut self,
         steps: &mut BTreeMap<TopicPartition, Step>,
         watermarks: &mut BTreeMap<String, Watermarks>,
-    ) -> Result<()> {
+    ) -> Result<Vec<TopicPartition>> {
+        let mut revoked = Vec::new();
         let changes = match self.context.0.lock() {
             Ok(mut shared) => std::mem::take(&mut shared.changes),
             Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
@@ -382,12 +412,13 @@ impl Loop<'_, '_> {
                         if let Some(w) = watermarks.get_mut(&tp.0) {
                             w.revoke(partition_number(tp.1)?);
                         }
+                        revoked.push(tp);
                     }
                 }
                 Assignment::Assigned(partitions) => self.assign(&partitions, watermarks)?,
             }
         }
-        Ok(())
+        Ok(revoked)
     }
 
     /// Takes partitions over: from the committed offset, resuming each job at the
@@ -411,23 +442,29 @@ impl Loop<'_, '_> {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             };
-            let metadata = elem.metadata().to_owned();
             let Some(source) = self.run.sources.get(&tp.0) else {
                 continue;
+            };
+            // The progress log is written before every commit, so it is at or
+            // past the committed offset; a log behind the commit was not written
+            // by this pipeline's commits, and the commit's own metadata is used.
+            let metadata = match self.reader.latest(&source.progress, tp.1)? {
+                Some((at, metadata)) if offset.is_none_or(|c| at >= c) => metadata,
+                _ => elem.metadata().to_owned(),
             };
             let p = partition_number(tp.1)?;
             for &j in &source.jobs {
                 let runner = &mut self.runners[j];
                 runner.release(p);
-                let progress = decode_metadata(&metadata, runner.fingerprint()).unwrap_or_default();
-                if offset.is_some() && progress == Progress::default() && !metadata.is_empty() {
+                let progress = decode_metadata(&metadata, runner.fingerprint());
+                if offset.is_some() && progress.is_none() {
                     tracing::warn!(
                         topic = %tp.0,
                         partition = tp.1,
-                        "committed offset carries no progress of this pipeline; windows open at the commit may be emitted again from part of their rows"
+                        "the committed offset has no progress of this pipeline in the progress log or the commit; windows open at the commit may be emitted again from part of their rows"
                     );
                 }
-                runner.resume(p, progress)?;
+                runner.resume(p, progress.unwrap_or_default())?;
             }
             if let Some(w) = watermarks.get_mut(&tp.0) {
                 w.assign(p, now);
@@ -447,7 +484,7 @@ impl Loop<'_, '_> {
         watermarks: &mut BTreeMap<String, Watermarks>,
     ) -> Result<BTreeMap<TopicPartition, Step>> {
         let mut steps: BTreeMap<TopicPartition, Step> = BTreeMap::new();
-        self.apply_changes(&mut steps, watermarks)?;
+        let _revoked_before_the_step = self.apply_changes(&mut steps, watermarks)?;
         let mut taken = 0;
         while let Some(message) = self.intake.next_held() {
             taken += usize::from(self.take(&message, &mut steps)?);
@@ -459,7 +496,7 @@ impl Loop<'_, '_> {
                 break;
             }
             let polled = self.consumer.poll(left);
-            self.apply_changes(&mut steps, watermarks)?;
+            let _revoked_before_the_step = self.apply_changes(&mut steps, watermarks)?;
             match polled {
                 None => break,
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
@@ -631,7 +668,9 @@ impl Loop<'_, '_> {
                 .map(|&j| (self.runners[j].fingerprint(), self.runners[j].progress(p)))
                 .collect();
             let horizon = earliest_horizon(jobs.iter().map(|(_, p)| *p));
-            if let Some(offset) = tracker.committable(horizon) {
+            let committable = tracker.committable(horizon);
+            tracing::debug!(topic = %tp.0, partition = tp.1, ?horizon, ?committable, pending = tracker.pending(), "commit point");
+            if let Some(offset) = committable {
                 safe.push((tp.clone(), offset, encode_metadata(&jobs)));
             }
         }
@@ -646,12 +685,39 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
-    /// Commits every safe offset.
-    fn commit(&mut self) {
+    /// Writes every safe offset, with its progress, to the progress log; once the
+    /// broker has it, commits it to the group.
+    fn commit(&mut self) -> Result<()> {
+        let safe = match self.context.0.lock() {
+            Ok(mut shared) => std::mem::take(&mut shared.safe),
+            Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
+        };
+        for ((topic, partition), (offset, metadata)) in &safe {
+            if let Some(source) = self.run.sources.get(topic) {
+                self.sink.send_progress(
+                    &source.progress,
+                    *partition,
+                    &self.run.config.group_id,
+                    &progress::encode(*offset, metadata),
+                    &|| self.intake.hold(),
+                )?;
+            }
+        }
+        self.sink.acknowledged(&|| self.intake.hold())?;
+        self.intake.release();
+        // A partition revoked meanwhile is not this instance's to commit.
+        let assigned = self.consumer.assignment()?;
+        if let Ok(mut shared) = self.context.0.lock() {
+            for (tp, entry) in safe {
+                if assigned.find_partition(&tp.0, tp.1).is_some() {
+                    shared.written.insert(tp, entry);
+                }
+            }
+        }
         self.context.commit_safe(self.consumer, None);
         let committed = match self.context.0.lock() {
             Ok(mut shared) => std::mem::take(&mut shared.committed),
-            Err(_) => return,
+            Err(_) => return Ok(()),
         };
         for (tp, offset) in committed {
             self.stats.commits += 1;
@@ -659,6 +725,7 @@ impl Loop<'_, '_> {
                 tracker.committed(offset);
             }
         }
+        Ok(())
     }
 }
 

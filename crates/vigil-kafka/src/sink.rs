@@ -113,9 +113,11 @@ impl Sink {
             .unwrap_or_default()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         topic: &str,
+        partition: Option<i32>,
         key: Option<&[u8]>,
         payload: &[u8],
         headers: Option<OwnedHeaders>,
@@ -129,6 +131,9 @@ impl Sink {
             d.pending += 1;
         }
         let mut record = BaseRecord::to(topic).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -194,7 +199,7 @@ impl Sink {
             let key = keys
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row).as_bytes());
-            self.send(topic, key, line, None, waiting)?;
+            self.send(topic, None, key, line, None, waiting)?;
             rows += 1;
         }
         Ok(rows)
@@ -243,7 +248,27 @@ impl Sink {
                 value: Some(timestamp.as_str()),
             });
         }
-        self.send(topic, key, payload, Some(headers), waiting)
+        self.send(topic, None, key, payload, Some(headers), waiting)
+    }
+
+    /// Sends a progress message (see [`progress`](crate::progress)) to
+    /// `partition` of `topic`, keyed by the consumer group.
+    pub fn send_progress(
+        &self,
+        topic: &str,
+        partition: i32,
+        group: &str,
+        value: &str,
+        waiting: &dyn Fn(),
+    ) -> Result<()> {
+        self.send(
+            topic,
+            Some(partition),
+            Some(group.as_bytes()),
+            value.as_bytes(),
+            None,
+            waiting,
+        )
     }
 
     /// Waits until the broker has acknowledged every message sent, or fails with

@@ -28,8 +28,11 @@ pub struct Shared {
     /// Assignment changes not yet handled by the run loop.
     pub changes: Vec<Assignment>,
     /// Per partition: the offset that may be committed and its metadata, not yet
-    /// committed.
+    /// in the progress log.
     pub safe: BTreeMap<TopicPartition, (i64, String)>,
+    /// Per partition: an offset and metadata the progress log has (acknowledged),
+    /// not yet committed to the group.
+    pub written: BTreeMap<TopicPartition, (i64, String)>,
     /// Offsets committed (for the run loop's trackers and its statistics).
     pub committed: Vec<(TopicPartition, i64)>,
     /// Commits that failed.
@@ -44,8 +47,9 @@ pub struct GroupContext(pub Arc<Mutex<Shared>>);
 impl ClientContext for GroupContext {}
 
 impl GroupContext {
-    /// Commits the safe offsets of `partitions` (all of them if `None`),
-    /// synchronously.
+    /// Commits the offsets of `partitions` (all of them if `None`) that the
+    /// progress log has, synchronously: the group's commit never runs ahead of the
+    /// log.
     pub fn commit_safe(
         &self,
         consumer: &BaseConsumer<GroupContext>,
@@ -55,7 +59,7 @@ impl GroupContext {
             return;
         };
         let chosen: Vec<(TopicPartition, (i64, String))> = shared
-            .safe
+            .written
             .iter()
             .filter(|(tp, _)| partitions.is_none_or(|ps| ps.contains(tp)))
             .map(|(tp, v)| (tp.clone(), v.clone()))
@@ -79,8 +83,8 @@ impl GroupContext {
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 for (tp, (offset, _)) in chosen {
-                    if shared.safe.get(&tp).is_some_and(|(o, _)| *o == offset) {
-                        shared.safe.remove(&tp);
+                    if shared.written.get(&tp).is_some_and(|(o, _)| *o == offset) {
+                        shared.written.remove(&tp);
                     }
                     shared.committed.push((tp, offset));
                 }
@@ -108,6 +112,7 @@ impl ConsumerContext for GroupContext {
             if let Ok(mut shared) = self.0.lock() {
                 for tp in &revoked {
                     shared.safe.remove(tp);
+                    shared.written.remove(tp);
                 }
                 shared.changes.push(Assignment::Revoked(revoked));
             }
