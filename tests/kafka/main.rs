@@ -1,4 +1,5 @@
-//! vigil against a real Kafka-protocol broker (one test binary, to keep link time
-//! low).
+//! vigil against Kafka: a real Kafka-protocol broker (tansu) and librdkafka's
+//! mock cluster for injected faults (one test binary, to keep link time low).
 
+mod faults;
 mod pipeline;

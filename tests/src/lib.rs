@@ -103,6 +103,15 @@ impl Broker {
         panic!("tansu did not start");
     }
 
+    /// A broker someone else runs (librdkafka's mock cluster, say), at
+    /// `bootstrap`; nothing is started or stopped.
+    pub fn at(bootstrap: impl Into<String>) -> Broker {
+        Broker {
+            child: None,
+            bootstrap: bootstrap.into(),
+        }
+    }
+
     /// `host:port` to bootstrap from.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
