@@ -47,9 +47,7 @@ fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
                 .expect("the run survives the outage")
         })
     };
-    let first = broker.consume(output, Duration::from_secs(60), |r| {
-        r.len() >= 2 * PATIENTS
-    });
+    let first = broker.consume(output, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
     assert_eq!(first.len(), 2 * PATIENTS);
 
     // Down while the rest is produced (the producer retries until it is back),

@@ -24,4 +24,4 @@ pub mod source;
 
 pub use config::KafkaConfig;
 pub use error::{KafkaError, Result};
-pub use run::{KafkaRun, RunStats};
+pub use run::{KafkaRun, LiveCounters, RunStats};

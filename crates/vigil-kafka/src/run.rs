@@ -17,7 +17,8 @@
 //! polled, so it stays in its group and takes part in rebalances.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -65,6 +66,18 @@ pub struct RunStats {
     pub paused: u64,
 }
 
+/// Counts of a run in progress, readable from other threads (updated after each
+/// step, once its outputs are acknowledged).
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Messages taken from source topics.
+    pub consumed: AtomicU64,
+    /// Rows sent to sink topics and acknowledged.
+    pub rows_out: AtomicU64,
+    /// Messages dead-lettered (undecodable, or late rows).
+    pub dead_lettered: AtomicU64,
+}
+
 /// A source topic and the jobs reading it.
 struct Source {
     table: TableDecl,
@@ -102,6 +115,7 @@ pub struct KafkaRun<'p> {
     sources: BTreeMap<String, Source>,
     /// By job.
     sinks: Vec<SinkTopic>,
+    live: Arc<LiveCounters>,
 }
 
 impl std::fmt::Debug for KafkaRun<'_> {
@@ -189,7 +203,13 @@ impl<'p> KafkaRun<'p> {
             config,
             sources,
             sinks,
+            live: Arc::default(),
         })
+    }
+
+    /// The run's counts, updated as it goes.
+    pub fn live(&self) -> Arc<LiveCounters> {
+        Arc::clone(&self.live)
     }
 
     /// Every topic the run reads or writes.
@@ -366,6 +386,13 @@ impl Loop<'_, '_> {
                 }
             }
             self.mark_safe()?;
+            let live = &self.run.live;
+            live.consumed.store(self.stats.consumed, Ordering::Relaxed);
+            live.rows_out.store(self.stats.rows_out, Ordering::Relaxed);
+            live.dead_lettered.store(
+                self.stats.dead_lettered + self.stats.late,
+                Ordering::Relaxed,
+            );
             if last_commit.elapsed() >= self.run.config.commit_interval {
                 self.commit()?;
                 last_commit = Instant::now();

@@ -1,0 +1,206 @@
+//! End to end through Kafka: a topic pre-filled with simulated readings, read by
+//! the NEWS2 pipeline (`pipelines/news2_per_patient.sql`, its tables made Kafka
+//! topics) into its output topic, next to the raw rate at which a bare rdkafka
+//! consumer reads the same topic, on the same broker in the same run.
+//!
+//! `cargo bench -p vigil-tests --bench kafka` (tansu with in-memory storage on a
+//! loopback port, started by the harness; `VIGIL_TEST_BROKERS` for another
+//! Kafka). `VIGIL_BENCH_READINGS` (default 1,000,000) and
+//! `VIGIL_BENCH_PATIENTS` (default 2,000) set the size.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use vigil_engine::plan::Pipeline;
+use vigil_kafka::{KafkaConfig, KafkaRun};
+use vigil_tests::Broker;
+
+const PARTITIONS: i32 = 3;
+const BASE_MS: i64 = 1_795_507_200_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The shipped NEWS2 pipeline with its tables made Kafka topics.
+fn pipeline(input: &str, output: &str) -> Pipeline {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipelines/news2_per_patient.sql"
+    );
+    let sql = std::fs::read_to_string(path).expect("read the NEWS2 pipeline");
+    let sql = sql
+        .replace(
+            "connector = 'file', path = 'samples/vitals.jsonl'",
+            &format!("connector = 'kafka', topic = '{input}'"),
+        )
+        .replace(
+            "connector = 'file', path = '-'",
+            &format!("connector = 'kafka', topic = '{output}', key = 'patient_id'"),
+        );
+    assert!(!sql.contains("'file'"), "every table is a topic");
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan(&sql))
+        .expect("plan")
+}
+
+/// Reading `n`: patient `n % patients`, every 5 s per patient, a monitor's
+/// heart rate, SpO2 and respiration, with blood pressure, temperature and
+/// consciousness every 12th reading.
+fn reading(n: usize, patients: usize) -> (i32, String, String) {
+    let patient = n % patients;
+    let round = (n / patients) as i64;
+    let at = BASE_MS + round * 5_000 + (patient as i64 * 7) % 5_000;
+    let wobble = ((n * 7919) % 13) as f64;
+    let mut json = format!(
+        r#"{{"patient_id":"p{patient:06}","ward":"w{}","observed_at":{at},"heart_rate":{},"spo2":{},"resp_rate":{},"on_oxygen":false"#,
+        patient % 20,
+        70.0 + wobble,
+        95.0 + wobble / 4.0,
+        14.0 + wobble / 3.0
+    );
+    if round % 12 == 0 {
+        json.push_str(&format!(
+            r#","systolic_bp":{},"diastolic_bp":{},"temperature":{},"consciousness":"A""#,
+            120.0 + wobble,
+            80.0 - wobble,
+            36.8 + wobble / 20.0
+        ));
+    }
+    json.push('}');
+    (
+        (patient % PARTITIONS as usize) as i32,
+        format!("p{patient:06}"),
+        json,
+    )
+}
+
+fn fill(broker: &Broker, topic: &str, readings: usize, patients: usize) -> u64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer");
+    let mut bytes = 0;
+    for n in 0..readings {
+        let (partition, key, payload) = reading(n, patients);
+        bytes += payload.len() as u64;
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush");
+    bytes
+}
+
+/// Reads the whole topic with a bare consumer; seconds from the first message
+/// to the last.
+fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&list).expect("assign");
+    let (mut seen, mut bytes, mut first) = (0, 0_usize, None);
+    while seen < readings {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    first.map_or(0.0, |f| f.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let readings = env_usize("VIGIL_BENCH_READINGS", 1_000_000);
+    let patients = env_usize("VIGIL_BENCH_PATIENTS", 2_000);
+    let broker = Broker::start();
+    let (input, output) = ("bench-vitals", "bench-news2");
+    broker.create_topic(input, PARTITIONS);
+    broker.create_topic(&format!("{input}.dead-letter"), 1);
+    broker.create_topic(&format!("{input}.progress"), PARTITIONS);
+    broker.create_topic(output, PARTITIONS);
+
+    let started = Instant::now();
+    let bytes = fill(&broker, input, readings, patients);
+    println!(
+        "filled:       {readings} readings of {patients} patients, {:.1} MB, in {:.1} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let raw = raw_consume(&broker, input, readings);
+    let raw_rate = readings as f64 / raw;
+    println!(
+        "raw consume:  {:.0} msgs/s, {:.1} MB/s ({raw:.2} s)",
+        raw_rate,
+        bytes as f64 / 1e6 / raw
+    );
+
+    let pipeline = pipeline(input, output);
+    let config = KafkaConfig::new(broker.bootstrap(), "bench-vigil");
+    let mut run = KafkaRun::new(&pipeline, config).expect("run");
+    let live = run.live();
+    let stop = AtomicBool::new(false);
+    let (seconds, rows_out) = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| run.run(&stop));
+        let mut first = None;
+        loop {
+            let consumed = live.consumed.load(Ordering::Relaxed);
+            if consumed > 0 {
+                first.get_or_insert_with(Instant::now);
+            }
+            if consumed as usize >= readings {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+        let rows_out = live.rows_out.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        let stats = worker.join().expect("run thread").expect("run");
+        assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+        (seconds, rows_out)
+    });
+    let rate = readings as f64 / seconds;
+    println!(
+        "vigil NEWS2:  {:.0} msgs/s, {:.1} MB/s ({seconds:.2} s, {rows_out} scores produced and acknowledged)",
+        rate,
+        bytes as f64 / 1e6 / seconds
+    );
+    println!(
+        "ratio:        {:.2} of the raw consume rate",
+        rate / raw_rate
+    );
+}
