@@ -215,3 +215,78 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
         assert!(error.contains(says), "{kind}: {error}");
     }
 }
+
+#[test]
+fn narrow_messages_are_widened_and_wrong_units_dead_lettered() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "narrow");
+    let sql = sql(&input, &output).replacen("format = 'json'", "format = 'json-narrow'", 1);
+    let pipeline = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan(&sql))
+        .expect("plan");
+    // Each reading as one measurement: {"patient_id", "observed_at", "code",
+    // "value", "unit"}.
+    let mut messages: Vec<(i32, String, String)> = readings()
+        .into_iter()
+        .map(|(partition, key, payload)| {
+            let v: serde_json::Value = serde_json::from_str(&payload).expect("json");
+            let narrow = serde_json::json!({
+                "patient_id": v["patient_id"],
+                "observed_at": v["observed_at"],
+                "code": "8867-4",
+                "value": v["heart_rate"],
+                "unit": "/min",
+            });
+            (partition, key, narrow.to_string())
+        })
+        .collect();
+    let poison = [
+        (
+            r#""code":"8867-4","value":72,"unit":"mm[Hg]""#,
+            "mm[Hg] is not a unit of heart_rate",
+        ),
+        (
+            r#""code":"8310-5","value":38.2,"unit":"Cel""#,
+            "temperature, which this table does not declare",
+        ),
+        (
+            r#""code":"29463-7","value":70,"unit":"kg""#,
+            "not a vital sign vigil knows",
+        ),
+    ];
+    for (i, (fields, _)) in poison.iter().enumerate() {
+        let payload = format!(
+            r#"{{"patient_id":"p0","observed_at":{},{fields}}}"#,
+            vigil_tests::workload::BASE_MS + 1000 * i as i64 + 1
+        );
+        messages.insert(10 + 20 * i, (0, "p0".to_owned(), payload));
+    }
+    produce(&broker, &input, &messages);
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn(
+        Arc::new(pipeline),
+        config(&broker, "narrow"),
+        Arc::clone(&stop),
+    );
+    let expected = expected();
+    let received = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    let letters = broker.consume(
+        &format!("{input}.dead-letter"),
+        Duration::from_secs(30),
+        |r| r.len() >= poison.len(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().expect("run thread");
+    assert_eq!(results(&received), expected);
+    assert_eq!(stats.dead_lettered, poison.len() as u64);
+    assert_eq!(letters.len(), poison.len());
+    for (letter, (_, says)) in letters.iter().zip(&poison) {
+        assert_eq!(letter.header("vigil.reason"), Some("invalid_field"));
+        let error = letter.header("vigil.error").unwrap_or_default();
+        assert!(error.contains(says), "{error}");
+    }
+}

@@ -138,7 +138,7 @@ impl JsonLinesSource {
         };
         Ok(JsonLinesSource {
             reader,
-            decoder: RowsJsonDecoder::new(schema, max_message_bytes, batch_size)
+            decoder: decoder(table, schema, max_message_bytes, batch_size)
                 .map_err(|e| EngineError::Internal(e.to_string()))?,
             batch_size: batch_size.max(1),
             line: 0,
@@ -307,4 +307,20 @@ impl JsonLinesSink {
             source,
         })
     }
+}
+
+/// The decoder of a source table's messages: `json`, or `json-narrow` widened into
+/// its columns.
+pub fn decoder(
+    table: &TableDecl,
+    schema: SchemaRef,
+    max_message_bytes: usize,
+    batch_size: usize,
+) -> std::result::Result<RowsJsonDecoder, DecodeError> {
+    let decoder = RowsJsonDecoder::new(schema, max_message_bytes, batch_size)?;
+    Ok(if crate::plan::is_narrow(table) {
+        decoder.narrow()
+    } else {
+        decoder
+    })
 }

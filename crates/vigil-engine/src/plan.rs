@@ -25,6 +25,18 @@ use crate::window::{self, WINDOW_END, WINDOW_START, WindowKind, interval_arg_ms}
 /// Connectors the engine knows.
 pub const CONNECTORS: [&str; 2] = ["file", "kafka"];
 
+/// Formats the engine knows: `json` (one object per message or line, every field a
+/// column) and, for sources, `json-narrow` (one measurement per message, widened
+/// into the vitals columns; see `vigil_formats::json::narrow`).
+pub const FORMATS: [&str; 2] = ["json", NARROW];
+
+const NARROW: &str = "json-narrow";
+
+/// Whether a table's messages are narrow (one measurement each).
+pub fn is_narrow(table: &TableDecl) -> bool {
+    table.option("format") == Some(NARROW)
+}
+
 /// One step of a job, in data-flow order.
 #[derive(Debug, Clone)]
 pub enum Stage {
@@ -330,13 +342,14 @@ fn check_connector(table: &TableDecl) -> Result<()> {
         ));
     }
     if let Some(format) = table.option("format")
-        && format != "json"
+        && !FORMATS.contains(&format)
     {
         return Err(EngineError::sql(
             table.line,
             format!(
-                "table {}: unknown format '{format}' (known: json)",
-                table.name
+                "table {}: unknown format '{format}' (known: {})",
+                table.name,
+                FORMATS.join(", ")
             ),
         ));
     }
@@ -615,6 +628,15 @@ fn check_windows(stages: &[Stage], source: &TableDecl, line: u64) -> Result<()> 
 }
 
 fn check_sink(sink: &TableDecl, output: &Schema, line: u64) -> Result<()> {
+    if is_narrow(sink) {
+        return Err(EngineError::sql(
+            line,
+            format!(
+                "table {}: format '{NARROW}' is for sources; a sink writes 'json'",
+                sink.name
+            ),
+        ));
+    }
     let declared = sink.schema.fields();
     if declared.is_empty() {
         return Ok(());

@@ -15,6 +15,7 @@
 
 mod decoder;
 mod encoder;
+pub mod narrow;
 mod rows;
 
 pub use decoder::{DEFAULT_MAX_MESSAGE_BYTES, VitalsJsonDecoder};

@@ -551,7 +551,8 @@ impl Loop<'_, '_> {
         let step = match steps.entry(tp.clone()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
-                decoder: RowsJsonDecoder::new(
+                decoder: vigil_engine::files::decoder(
+                    &source.table,
                     source.schema.clone(),
                     self.run.config.max_message_bytes,
                     self.run.config.batch_messages,

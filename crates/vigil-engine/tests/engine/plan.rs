@@ -192,6 +192,20 @@ fn declarations_are_checked() {
         bad_connector.contains("line 1:") && bad_connector.contains("unknown connector 'ftp'"),
         "{bad_connector}"
     );
+    let bad_format = Pipeline::plan_blocking(
+        "CREATE TABLE v (a TEXT) WITH (connector = 'file', path = 'x', format = 'avro');\nCREATE TABLE o WITH (connector = 'file', path = '-');\nINSERT INTO o SELECT a FROM v;",
+    );
+    assert!(
+        bad_format.contains("unknown format 'avro' (known: json, json-narrow)"),
+        "{bad_format}"
+    );
+    let narrow_sink = Pipeline::plan_blocking(
+        "CREATE TABLE v (a TEXT) WITH (connector = 'file', path = 'x', format = 'json-narrow');\nCREATE TABLE o WITH (connector = 'file', path = '-', format = 'json-narrow');\nINSERT INTO o SELECT a FROM v;",
+    );
+    assert!(
+        narrow_sink.contains("line 3:") && narrow_sink.contains("'json-narrow' is for sources"),
+        "{narrow_sink}"
+    );
     let no_watermark = Pipeline::plan_blocking(
         "CREATE TABLE v (a TEXT, t TIMESTAMP) WITH (connector = 'file', path = 'x');\nCREATE TABLE o WITH (connector = 'file', path = '-');\nINSERT INTO o SELECT a, count(*) FROM v GROUP BY a, tumble(t, INTERVAL '1' MINUTE);",
     );

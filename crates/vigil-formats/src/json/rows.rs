@@ -42,6 +42,8 @@ pub struct RowsJsonDecoder {
     pending: Vec<u8>,
     /// End offset in `pending` of each fed message.
     ends: Vec<usize>,
+    /// Messages are narrow (one measurement each; see [`narrow`](super::narrow)).
+    narrow: bool,
 }
 
 impl std::fmt::Debug for RowsJsonDecoder {
@@ -76,7 +78,16 @@ impl RowsJsonDecoder {
             capacity,
             pending: Vec::new(),
             ends: Vec::new(),
+            narrow: false,
         })
+    }
+
+    /// Takes narrow messages (one measurement each), widened into the schema's
+    /// vitals columns (see [`narrow`](super::narrow)); rejected messages given
+    /// back at flush are in their widened form.
+    pub fn narrow(mut self) -> RowsJsonDecoder {
+        self.narrow = true;
+        self
     }
 
     /// The schema rows are decoded into.
@@ -102,7 +113,21 @@ impl RowsJsonDecoder {
                 limit: self.max_message_bytes,
             });
         }
-        let text = message.trim_ascii();
+        let widened;
+        let mut text = message.trim_ascii();
+        if self.narrow && text.first() == Some(&b'{') {
+            let column;
+            (widened, column) = super::narrow::widen(text)?;
+            if self.schema.field_with_name(column).is_err() {
+                return Err(DecodeError::Field {
+                    field: "code",
+                    reason: format!(
+                        "the measurement is {column}, which this table does not declare"
+                    ),
+                });
+            }
+            text = &widened;
+        }
         if text.first() != Some(&b'{') {
             return Err(DecodeError::Json(if text.is_empty() {
                 "empty message".to_owned()
