@@ -143,6 +143,12 @@ fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("VIGIL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let readings = env_usize("VIGIL_BENCH_READINGS", 1_000_000);
     let patients = env_usize("VIGIL_BENCH_PATIENTS", 2_000);
     let broker = Broker::start();

@@ -1,88 +1,161 @@
 //! Faults injected through librdkafka's mock cluster: the broker goes down and
-//! comes back mid-stream, and requests fail; nothing is lost and nothing crashes.
+//! comes back mid-stream, and requests fail; the sink's broker answers slowly.
+//! Nothing is lost and nothing crashes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
+use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use vigil_kafka::{KafkaConfig, KafkaRun};
+use vigil_kafka::{KafkaConfig, KafkaRun, RunStats};
 use vigil_tests::Broker;
 use vigil_tests::workload::{PARTITIONS, PATIENTS, expected, produce, readings, results, sql};
 
-#[test]
-fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    let broker = Broker::at(mock.bootstrap_servers());
-    let (input, output) = ("mock-vitals", "mock-out");
-    for (topic, partitions) in [
-        (input.to_owned(), PARTITIONS),
-        (format!("{input}.dead-letter"), 1),
-        (format!("{input}.progress"), PARTITIONS),
-        (output.to_owned(), PARTITIONS),
-    ] {
-        mock.create_topic(&topic, partitions, 1).expect("topic");
+const INPUT: &str = "mock-vitals";
+const OUTPUT: &str = "mock-out";
+
+/// A mock cluster of `brokers` with the workload's topics, and a pipeline run
+/// against it on its own thread.
+struct MockRun {
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    broker: Broker,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<RunStats>>,
+}
+
+impl MockRun {
+    fn new(brokers: i32) -> MockRun {
+        let mock = MockCluster::new(brokers).expect("mock cluster");
+        let broker = Broker::at(mock.bootstrap_servers());
+        for (topic, partitions) in [
+            (INPUT.to_owned(), PARTITIONS),
+            (format!("{INPUT}.dead-letter"), 1),
+            (format!("{INPUT}.progress"), PARTITIONS),
+            (OUTPUT.to_owned(), PARTITIONS),
+        ] {
+            mock.create_topic(&topic, partitions, 1).expect("topic");
+        }
+        MockRun {
+            mock,
+            broker,
+            stop: Arc::new(AtomicBool::new(false)),
+            handle: None,
+        }
     }
-    let pipeline = Arc::new(
-        tokio::runtime::Builder::new_current_thread()
+
+    /// Starts the pipeline (offsets committed every 200 ms).
+    fn start(&mut self) {
+        let pipeline = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(vigil_engine::plan::Pipeline::plan(&sql(input, output)))
-            .expect("plan"),
-    );
-    let all = readings();
-    let half = 15 * PATIENTS;
-    produce(&broker, input, &all[..half]);
-
-    let mut config = KafkaConfig::new(broker.bootstrap(), "mock");
-    config.commit_interval = Duration::from_millis(200);
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let (pipeline, stop) = (Arc::clone(&pipeline), Arc::clone(&stop));
-        std::thread::spawn(move || {
+            .block_on(vigil_engine::plan::Pipeline::plan(&sql(INPUT, OUTPUT)))
+            .expect("plan");
+        let mut config = KafkaConfig::new(self.broker.bootstrap(), "mock");
+        config.commit_interval = Duration::from_millis(200);
+        let stop = Arc::clone(&self.stop);
+        self.handle = Some(std::thread::spawn(move || {
             KafkaRun::new(&pipeline, config)
                 .expect("run")
                 .run(&stop)
-                .expect("the run survives the outage")
-        })
-    };
-    let first = broker.consume(output, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
+                .expect("the run survives the fault")
+        }));
+    }
+
+    /// Waits for every expected window in the output topic, stops the run and
+    /// checks that nothing was lost; returns the run's counts.
+    fn finish(mut self, consumed: usize) -> RunStats {
+        let expected = expected();
+        let received = self.broker.consume(OUTPUT, Duration::from_secs(90), |r| {
+            results(r).len() >= expected.len()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        self.stop.store(true, Ordering::Relaxed);
+        let stats = self
+            .handle
+            .take()
+            .expect("started")
+            .join()
+            .expect("run thread");
+        assert_eq!(results(&received), expected, "nothing lost");
+        assert_eq!(stats.consumed, consumed as u64, "{stats:?}");
+        assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+        eprintln!(
+            "{} results for {} windows; {stats:?}",
+            received.len(),
+            expected.len()
+        );
+        stats
+    }
+}
+
+#[test]
+fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
+    let mut run = MockRun::new(1);
+    let all = readings();
+    let half = 15 * PATIENTS;
+    produce(&run.broker, INPUT, &all[..half]);
+    run.start();
+    let first = run
+        .broker
+        .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
     assert_eq!(first.len(), 2 * PATIENTS);
 
     // Down while the rest is produced (the producer retries until it is back),
     // then up; and a few produce and commit requests fail afterwards.
-    mock.broker_down(-1).expect("down");
+    run.mock.broker_down(-1).expect("down");
     let rest = all[half..].to_vec();
     let producer = {
-        let bootstrap = broker.bootstrap().to_owned();
-        std::thread::spawn(move || produce(&Broker::at(bootstrap), "mock-vitals", &rest))
+        let bootstrap = run.broker.bootstrap().to_owned();
+        std::thread::spawn(move || produce(&Broker::at(bootstrap), INPUT, &rest))
     };
     std::thread::sleep(Duration::from_secs(3));
-    mock.request_errors(
+    run.mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 3],
     );
-    mock.request_errors(
+    run.mock.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 2],
     );
-    mock.broker_up(-1).expect("up");
+    run.mock.broker_up(-1).expect("up");
     producer.join().expect("producer");
+    run.finish(all.len());
+}
 
-    let expected = expected();
-    let received = broker.consume(output, Duration::from_secs(90), |r| {
-        results(r).len() >= expected.len()
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let stats = handle.join().expect("run thread");
-    assert_eq!(results(&received), expected, "nothing lost");
-    assert_eq!(stats.consumed, all.len() as u64, "{stats:?}");
-    assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
-    eprintln!(
-        "outage: {} results for {} windows; {stats:?}",
-        received.len(),
-        expected.len()
+#[test]
+fn a_slow_sink_pauses_consumption_and_loses_nothing() {
+    // Broker 1 leads the input and coordinates the group; broker 2 leads the
+    // output topic and answers every request 400 ms late, longer than the loop
+    // waits for acknowledgements before it pauses its partitions.
+    let mut run = MockRun::new(2);
+    for partition in 0..PARTITIONS {
+        for (topic, leader) in [
+            (INPUT.to_owned(), 1),
+            (format!("{INPUT}.progress"), 1),
+            (OUTPUT.to_owned(), 2),
+        ] {
+            run.mock
+                .partition_leader(&topic, partition, Some(leader))
+                .expect("leader");
+        }
+    }
+    run.mock
+        .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
+        .expect("leader");
+    run.mock
+        .coordinator(MockCoordinator::Group("mock".to_owned()), 1)
+        .expect("coordinator");
+    run.mock
+        .broker_round_trip_time(2, Duration::from_millis(400))
+        .expect("round trip time");
+    let all = readings();
+    produce(&run.broker, INPUT, &all);
+    run.start();
+    let stats = run.finish(all.len());
+    assert!(
+        stats.paused > 0,
+        "the slow sink paused consumption: {stats:?}"
     );
 }

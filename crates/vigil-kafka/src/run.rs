@@ -366,11 +366,21 @@ impl Loop<'_, '_> {
             .map(|(t, s)| (t.clone(), s.watermarks.clone()))
             .collect();
         while !stop.load(Ordering::Relaxed) {
+            let (began, consumed_before) = (Instant::now(), self.stats.consumed);
             let mut steps = self.collect(&mut watermarks)?;
+            let collected = Instant::now();
             let spans = self.process(&mut steps, &mut watermarks)?;
+            let processed = Instant::now();
             // Nothing counts as processed before the broker has all it produced;
             // consumption pauses while the sink catches up.
             self.sink.acknowledged(&|| self.intake.hold())?;
+            tracing::debug!(
+                messages = self.stats.consumed - consumed_before,
+                collect = ?(collected - began),
+                process = ?(processed - collected),
+                acknowledge = ?processed.elapsed(),
+                "step"
+            );
             self.intake.release();
             // A rebalance served during the step: a revoked partition's span is
             // not this instance's to commit, even if the partition came straight

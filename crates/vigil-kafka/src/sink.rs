@@ -3,7 +3,7 @@
 //! counted so that offsets are committed only after the broker has everything.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -29,6 +29,10 @@ pub const SOURCE_PARTITION: &str = "vigil.source.partition";
 pub const SOURCE_OFFSET: &str = "vigil.source.offset";
 /// Header: its Kafka timestamp (milliseconds since the epoch), if it had one.
 pub const SOURCE_TIMESTAMP: &str = "vigil.source.timestamp";
+
+/// How long [`Sink::acknowledged`] waits for the broker before it runs its
+/// `waiting` callback (and again after each further period).
+const ACK_WAIT_PERIOD: Duration = Duration::from_millis(100);
 
 /// Where a dead letter came from and why.
 #[derive(Debug, Clone)]
@@ -277,29 +281,35 @@ impl Sink {
     /// any lock (the run loop keeps its consumer alive there).
     pub fn acknowledged(&self, waiting: &dyn Fn()) -> Result<()> {
         let (lock, wake) = &*self.deliveries.0;
+        // Every delivery report wakes this wait; `waiting` (which pauses the
+        // consumer, purging its prefetched messages) is for a sink that is really
+        // slow, so it runs only once a whole period has passed without the last
+        // acknowledgement.
+        let mut next_call = Instant::now() + ACK_WAIT_PERIOD;
         loop {
             {
                 let mut d = lock
                     .lock()
                     .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
-                if let Some((topic, reason)) = d.failed.take() {
-                    return Err(KafkaError::Delivery { topic, reason });
-                }
-                if d.pending == 0 {
-                    return Ok(());
-                }
-                d = wake
-                    .wait_timeout(d, Duration::from_millis(100))
-                    .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
-                    .0;
-                if let Some((topic, reason)) = d.failed.take() {
-                    return Err(KafkaError::Delivery { topic, reason });
-                }
-                if d.pending == 0 {
-                    return Ok(());
+                loop {
+                    if let Some((topic, reason)) = d.failed.take() {
+                        return Err(KafkaError::Delivery { topic, reason });
+                    }
+                    if d.pending == 0 {
+                        return Ok(());
+                    }
+                    let left = next_call.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    d = wake
+                        .wait_timeout(d, left)
+                        .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
+                        .0;
                 }
             }
             waiting();
+            next_call = Instant::now() + ACK_WAIT_PERIOD;
         }
     }
 
