@@ -100,7 +100,10 @@ impl KafkaConfig {
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            // Producers' metadata requests would create a topic deleted under a
+            // running pipeline; its topics are checked at start instead.
+            .set("allow.auto.create.topics", "false");
         for (key, value) in self.properties.iter().chain(table_properties) {
             config.set(key, value);
         }

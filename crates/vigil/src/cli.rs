@@ -28,6 +28,111 @@ pub enum Command {
     /// at end of input; results go to the sinks, late rows to the late output.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Simulate a hospital: patients across wards, their monitors, wearables, cuffs
+    /// and nursing rounds, some deteriorating, with the faults real devices have;
+    /// to a file or a Kafka topic, with the episodes (ground truth) beside it.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
+}
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  vigil simulate -o vitals.jsonl                     100 patients, 24 h, as fast as possible
+  vigil simulate --patients 2000 --hours 6 --shape narrow -o narrow.jsonl
+  vigil simulate --realtime --topic vitals --brokers 127.0.0.1:9092
+  vigil simulate --realtime --speed 60 | vigil run pipelines/news2_per_patient.sql --path vitals=-
+
+Each reading is one JSON message in the vitals format (wide: every vital a device
+took; narrow: one measurement per message with a LOINC code and unit), keyed by
+patient_id on Kafka. Devices: bedside monitors (30 % of patients) every 5 s or
+wearables every 15 s (heart rate, SpO2, respiration), blood-pressure cuffs every
+15-60 min, nursing rounds every 4 h (temperature, consciousness, respiration).
+About 10 % of patients deteriorate (sepsis, respiratory failure, haemorrhage); each
+episode's onset and clinical event go to the --truth file (default beside -o:
+OUT.episodes.jsonl). Faults, unless --clean: motion artefacts, dropouts, duplicates,
+late and out-of-order delivery, device clocks off by minutes.
+The same flags and --seed give the same output.
+
+As fast as possible by default, with a progress bar on a terminal; --realtime
+paces messages by their delivery time from --start (default now in real time),
+--speed N times faster.
+
+Exit status: 0 done (or stopped with Ctrl-C); 1 failure (unwritable output,
+undeliverable messages); 2 invalid flags.";
+
+/// How readings are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShapeArg {
+    /// One message per reading, every vital it took.
+    Wide,
+    /// One message per measurement: code, value, unit.
+    Narrow,
+}
+
+/// Flags of `vigil simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Patients in the cohort.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub patients: u32,
+
+    /// Wards they are spread over.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub wards: u32,
+
+    /// Hours of simulated time.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+
+    /// Seed: the same seed and flags give the same output.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Start of simulated time, RFC 3339 [default: 2026-11-24T00:00:00Z, or now with
+    /// --realtime].
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+
+    /// Share of patients who deteriorate during the run.
+    #[arg(long, default_value_t = 0.1)]
+    pub episodes: f64,
+
+    /// Message shape.
+    #[arg(long, value_enum, default_value_t = ShapeArg::Wide)]
+    pub shape: ShapeArg,
+
+    /// No faults: every reading delivered once, in time, by a device with a right
+    /// clock.
+    #[arg(long)]
+    pub clean: bool,
+
+    /// Pace messages by their delivery time instead of as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+
+    /// With --realtime: simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0, requires = "realtime")]
+    pub speed: f64,
+
+    /// Write JSON lines here ('-' for standard output) [default: standard output].
+    #[arg(short, long, conflicts_with = "topic")]
+    pub output: Option<PathBuf>,
+
+    /// Send to this Kafka topic instead (needs --brokers).
+    #[arg(long, requires = "brokers")]
+    pub topic: Option<String>,
+
+    /// Kafka bootstrap servers, with --topic.
+    #[arg(long, env = "VIGIL_BROKERS", value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+
+    /// A librdkafka property for the producer, KEY=VALUE (repeatable).
+    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = property)]
+    pub kafka_properties: Vec<(String, String)>,
+
+    /// Write the episodes (ground truth) here, one JSON object per line.
+    #[arg(long, value_name = "PATH")]
+    pub truth: Option<PathBuf>,
 }
 
 const RUN_EXAMPLES: &str = "\

@@ -2,6 +2,8 @@
 
 /// Something failed (unreadable input, unwritable output).
 pub const FAILURE: u8 = 1;
+/// The command line is invalid (as clap itself exits for a flag it rejects).
+pub const USAGE: u8 = 2;
 /// Every line was processed, but some input lines were rejected (sysexits EX_DATAERR).
 pub const SOME_REJECTED: u8 = 65;
 /// The pipeline file is not valid (sysexits' EX_CONFIG).

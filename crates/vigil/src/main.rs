@@ -8,6 +8,8 @@ mod cli;
 mod exit;
 mod run;
 mod score;
+mod signals;
+mod simulate;
 mod stream;
 
 use std::process::ExitCode;
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Score(args) => score::run(&args),
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Run(args) => run::run(&args),
+        cli::Command::Simulate(args) => simulate::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -2,7 +2,6 @@
 //! running until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use vigil_engine::plan::Pipeline;
@@ -50,40 +49,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let stop = AtomicBool::new(false);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal handler")?;
-    let outcome = std::thread::scope(|scope| {
-        let (done, ended) = tokio::sync::oneshot::channel::<()>();
-        let worker = scope.spawn(|| {
-            let outcome = run.run(&stop);
-            let _ = done.send(());
-            outcome
-        });
-        runtime.block_on(async {
-            let terminate = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => eprintln!("vigil run: stopping (interrupt)"),
-                () = terminate => eprintln!("vigil run: stopping (terminate)"),
-                _ = ended => {}
-            }
-        });
-        stop.store(true, Ordering::Relaxed);
-        worker.join()
-    });
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(_) => anyhow::bail!("the run thread panicked"),
-    };
+    let outcome = crate::signals::run_until_stopped("vigil run", |stop| run.run(stop))?;
     match outcome {
         Ok(stats) => {
             eprintln!(

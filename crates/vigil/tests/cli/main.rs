@@ -1,6 +1,7 @@
 //! The `vigil` binary as a user runs it.
 
 mod kafka;
+mod simulate;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
