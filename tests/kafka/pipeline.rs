@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vigil_engine::plan::Pipeline;
-use vigil_kafka::{KafkaConfig, KafkaRun, RunStats};
+use vigil_kafka::{KafkaConfig, KafkaRun, RunMetrics, RunStats};
 use vigil_tests::Broker;
 use vigil_tests::workload::{
     PARTITIONS, PATIENTS, expected, produce, readings, results, sql, topics,
@@ -39,10 +39,43 @@ fn spawn(
     config: KafkaConfig,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<RunStats> {
+    spawn_reporting(pipeline, config, stop, &prometheus::Registry::new())
+}
+
+/// [`spawn`], its metrics registered in `registry`.
+fn spawn_reporting(
+    pipeline: Arc<Pipeline>,
+    config: KafkaConfig,
+    stop: Arc<AtomicBool>,
+    registry: &prometheus::Registry,
+) -> std::thread::JoinHandle<RunStats> {
+    let metrics = RunMetrics::new(registry).expect("metrics");
     std::thread::spawn(move || {
-        let mut run = KafkaRun::new(&pipeline, config).expect("run");
+        let mut run = KafkaRun::new(&pipeline, config)
+            .expect("run")
+            .with_metrics(metrics);
         run.run(&stop).expect("run to the end")
     })
+}
+
+/// The value of the sample of `name` whose labels include `labels`, from the
+/// Prometheus text exposition of `registry` (0 if there is none).
+fn sample(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus::Encoder;
+    let mut text = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut text)
+        .expect("encode");
+    let text = String::from_utf8(text).expect("utf-8");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The offsets committed for `group` on each partition of `topic`.
@@ -161,10 +194,12 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
     let poisoned = messages.len() - readings().len();
     produce(&broker, &input, &messages);
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = spawn(
+    let registry = prometheus::Registry::new();
+    let handle = spawn_reporting(
         Arc::new(pipeline(&input, &output)),
         config(&broker, "poison"),
         Arc::clone(&stop),
+        &registry,
     );
     let expected = expected();
     let received = broker.consume(&output, Duration::from_secs(60), |r| {
@@ -178,6 +213,33 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
     assert_eq!(results(&received), expected);
     assert_eq!(stats.dead_lettered, poisoned as u64);
     assert_eq!(letters.len(), poisoned);
+    // The same counts in the metrics, by topic and reason.
+    let topic = [("topic", input.as_str())];
+    let consumed = sample(&registry, "vigil_records_consumed_total", &topic);
+    assert_eq!(consumed, messages.len() as f64);
+    let malformed = [("topic", input.as_str()), ("reason", "malformed")];
+    let errors = sample(&registry, "vigil_decode_errors_total", &malformed);
+    assert_eq!(errors, poisoned as f64);
+    let letters_counted = sample(&registry, "vigil_dead_letters_total", &topic);
+    assert_eq!(letters_counted, poisoned as f64);
+    let outputs = sample(
+        &registry,
+        "vigil_outputs_total",
+        &[("topic", output.as_str())],
+    );
+    assert_eq!(outputs, stats.rows_out as f64);
+    assert_eq!(
+        sample(&registry, "vigil_assigned_partitions", &[]),
+        0.0,
+        "left the group"
+    );
+    assert!(sample(&registry, "vigil_step_duration_seconds_count", &[]) > 0.0);
+    let jobs = sample(&registry, "vigil_state_groups", &[]);
+    let bytes = sample(&registry, "vigil_state_bytes", &[]);
+    assert!(
+        jobs >= 0.0 && bytes > 0.0,
+        "state reported: {jobs} groups, {bytes} bytes"
+    );
     for letter in &letters {
         let offset: i64 = letter
             .header("vigil.source.offset")

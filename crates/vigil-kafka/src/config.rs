@@ -85,7 +85,9 @@ impl KafkaConfig {
             // librdkafka stops fetching it for this long; its default (1 s) lets
             // a loop that drains the queue in a fraction of that sit idle for the
             // rest (measured: 1 s stalls that cut the bench's rate to a fifth).
-            .set("fetch.queue.backoff.ms", "20");
+            .set("fetch.queue.backoff.ms", "20")
+            // Consumer lag for the metrics.
+            .set("statistics.interval.ms", "5000");
         for (key, value) in self.properties.iter().chain(table_properties) {
             config.set(key, value);
         }

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod error;
 pub mod intake;
+pub mod metrics;
 pub mod offsets;
 pub mod progress;
 pub mod run;
@@ -24,4 +25,5 @@ pub mod source;
 
 pub use config::KafkaConfig;
 pub use error::{KafkaError, Result};
+pub use metrics::RunMetrics;
 pub use run::{KafkaRun, LiveCounters, RunStats};

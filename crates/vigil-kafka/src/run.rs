@@ -36,6 +36,7 @@ use vigil_formats::RowsJsonDecoder;
 use crate::config::{self, KafkaConfig};
 use crate::error::{KafkaError, Result};
 use crate::intake::Intake;
+use crate::metrics::RunMetrics;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
 use crate::progress::{self, ProgressReader};
 use crate::sink::{DeadLetter, Sink};
@@ -116,6 +117,7 @@ pub struct KafkaRun<'p> {
     /// By job.
     sinks: Vec<SinkTopic>,
     live: Arc<LiveCounters>,
+    metrics: RunMetrics,
 }
 
 impl std::fmt::Debug for KafkaRun<'_> {
@@ -204,7 +206,16 @@ impl<'p> KafkaRun<'p> {
             sources,
             sinks,
             live: Arc::default(),
+            metrics: RunMetrics::new(&prometheus::Registry::new())
+                .map_err(|e| KafkaError::Config(format!("metrics: {e}")))?,
         })
+    }
+
+    /// Reports to `metrics` (registered in the registry the caller serves)
+    /// instead of a private set nobody reads.
+    pub fn with_metrics(mut self, metrics: RunMetrics) -> KafkaRun<'p> {
+        self.metrics = metrics;
+        self
     }
 
     /// The run's counts, updated as it goes.
@@ -314,6 +325,7 @@ impl<'p> KafkaRun<'p> {
             owned: BTreeMap::new(),
             stats: RunStats::default(),
             started: Instant::now(),
+            reported: (0, 0),
         };
         let result = loop_.run(stop);
         let mut stats = loop_.finish();
@@ -330,6 +342,8 @@ impl<'p> KafkaRun<'p> {
             let _ = consumer.poll(Duration::from_millis(50));
         }
         sink.flush(Duration::from_secs(10))?;
+        self.metrics.assigned_partitions.set(0);
+        self.metrics.consumer_lag.reset();
         if let Ok(shared) = context.0.lock() {
             stats.commits += shared.committed.len() as u64;
             stats.commit_failures = shared.commit_failures;
@@ -350,6 +364,8 @@ struct Loop<'a, 'p> {
     owned: BTreeMap<TopicPartition, OffsetTracker>,
     stats: RunStats,
     started: Instant,
+    /// Pauses and commit failures already added to the metrics.
+    reported: (u64, u64),
 }
 
 impl Loop<'_, '_> {
@@ -366,7 +382,8 @@ impl Loop<'_, '_> {
             .map(|(t, s)| (t.clone(), s.watermarks.clone()))
             .collect();
         while !stop.load(Ordering::Relaxed) {
-            let (began, consumed_before) = (Instant::now(), self.stats.consumed);
+            let (began, consumed_before, rows_out_before) =
+                (Instant::now(), self.stats.consumed, self.stats.rows_out);
             let mut steps = self.collect(&mut watermarks)?;
             let collected = Instant::now();
             let spans = self.process(&mut steps, &mut watermarks)?;
@@ -387,15 +404,16 @@ impl Loop<'_, '_> {
             // back (its new tracker starts at the committed offset, and its state
             // is rebuilt by replay from there).
             let revoked = self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
-            for (tp, (end, latest)) in spans {
-                if revoked.contains(&tp) {
+            for (tp, &(end, latest)) in &spans {
+                if revoked.contains(tp) {
                     continue;
                 }
-                if let Some(tracker) = self.owned.get_mut(&tp) {
+                if let Some(tracker) = self.owned.get_mut(tp) {
                     tracker.processed(end, latest);
                 }
             }
             self.mark_safe()?;
+            self.report_step(began, rows_out_before, &spans);
             let live = &self.run.live;
             live.consumed.store(self.stats.consumed, Ordering::Relaxed);
             live.rows_out.store(self.stats.rows_out, Ordering::Relaxed);
@@ -405,10 +423,88 @@ impl Loop<'_, '_> {
             );
             if last_commit.elapsed() >= self.run.config.commit_interval {
                 self.commit()?;
+                self.report_state();
                 last_commit = Instant::now();
             }
         }
         self.commit()
+    }
+
+    /// Metrics of the step that just ended: its duration, the latency of its
+    /// outputs, backpressure, watermark and consumer lag, assigned partitions.
+    fn report_step(
+        &mut self,
+        began: Instant,
+        rows_out_before: u64,
+        spans: &BTreeMap<TopicPartition, (i64, Option<i64>)>,
+    ) {
+        let metrics = &self.run.metrics;
+        metrics.step_duration.observe(began.elapsed().as_secs_f64());
+        let wall = wall_clock_ms();
+        if self.stats.rows_out > rows_out_before
+            && let Some(newest) = spans.values().filter_map(|(_, latest)| *latest).max()
+            && wall >= newest
+        {
+            metrics.end_to_end.observe((wall - newest) as f64 / 1000.0);
+        }
+        let pauses = self.intake.pauses();
+        metrics.sink_pauses.inc_by(pauses - self.reported.0);
+        self.reported.0 = pauses;
+        metrics.assigned_partitions.set(self.owned.len() as i64);
+        for topic in self.run.sources.keys() {
+            let mark = self
+                .runners
+                .iter()
+                .zip(&self.run.pipeline.jobs)
+                .filter(|(_, job)| config::topic(&job.source).is_ok_and(|t| &t == topic))
+                .filter_map(|(runner, _)| runner.watermark())
+                .min();
+            if let Some(mark) = mark {
+                metrics
+                    .watermark_lag
+                    .with_label_values(&[topic.as_str()])
+                    .set((wall - mark) as f64 / 1000.0);
+            }
+        }
+        let lags = match self.context.0.lock() {
+            Ok(mut shared) => std::mem::take(&mut shared.consumer_lag),
+            Err(_) => BTreeMap::new(),
+        };
+        for ((topic, partition), lag) in lags {
+            let partition = partition.to_string();
+            let labels = [topic.as_str(), partition.as_str()];
+            if self
+                .owned
+                .contains_key(&(topic.clone(), partition.parse().unwrap_or(-1)))
+            {
+                metrics.consumer_lag.with_label_values(&labels).set(lag);
+            } else {
+                let _ = metrics.consumer_lag.remove_label_values(&labels);
+            }
+        }
+    }
+
+    /// Metrics of the jobs' state and the commits (every commit interval: state
+    /// sizes are summed over every group).
+    fn report_state(&mut self) {
+        let metrics = &self.run.metrics;
+        for (runner, job) in self.runners.iter().zip(&self.run.pipeline.jobs) {
+            let name = [job.sink.name.as_str()];
+            metrics
+                .state_groups
+                .with_label_values(&name)
+                .set(runner.state_groups() as i64);
+            metrics
+                .state_bytes
+                .with_label_values(&name)
+                .set(runner.state_bytes() as i64);
+        }
+        if let Ok(shared) = self.context.0.lock() {
+            metrics
+                .commit_failures
+                .inc_by(shared.commit_failures.saturating_sub(self.reported.1));
+            self.reported.1 = shared.commit_failures;
+        }
     }
 
     fn finish(&mut self) -> RunStats {
@@ -558,6 +654,11 @@ impl Loop<'_, '_> {
             return Ok(false);
         };
         self.stats.consumed += 1;
+        self.run
+            .metrics
+            .consumed
+            .with_label_values(&[tp.0.as_str()])
+            .inc();
         let step = match steps.entry(tp.clone()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
@@ -582,6 +683,7 @@ impl Loop<'_, '_> {
             }
             Err(e) => {
                 self.stats.dead_lettered += 1;
+                self.count_decode_error(&tp.0, e.reason_label());
                 self.sink.send_dead_letter(
                     &source.dead_letter,
                     message.key(),
@@ -623,6 +725,7 @@ impl Loop<'_, '_> {
                     None => (None, None),
                 };
                 self.stats.dead_lettered += 1;
+                self.count_decode_error(&tp.0, error.reason_label());
                 self.sink.send_dead_letter(
                     &source.dead_letter,
                     step.keys.get(*index).and_then(|k| k.as_deref()),
@@ -668,6 +771,15 @@ impl Loop<'_, '_> {
         Ok(spans)
     }
 
+    fn count_decode_error(&self, topic: &str, reason: &str) {
+        let metrics = &self.run.metrics;
+        metrics
+            .decode_errors
+            .with_label_values(&[topic, reason])
+            .inc();
+        metrics.dead_letters.with_label_values(&[topic]).inc();
+    }
+
     /// Sends a job's output rows to its sink topic and its late rows to the
     /// source's dead-letter topic.
     fn send(
@@ -680,13 +792,29 @@ impl Loop<'_, '_> {
         let sink = &self.run.sinks[job];
         for batch in &emitted.rows {
             let rows = declared_rows(&sink.table, batch)?;
-            self.stats.rows_out += self
+            let sent = self
                 .sink
                 .send_rows(&sink.topic, sink.key, &rows, &|| self.intake.hold())?
                 as u64;
+            self.stats.rows_out += sent;
+            self.run
+                .metrics
+                .outputs
+                .with_label_values(&[sink.topic.as_str()])
+                .inc_by(sent);
         }
         for batch in &emitted.late {
             self.stats.late += batch.num_rows() as u64;
+            let metrics = &self.run.metrics;
+            let late = batch.num_rows() as u64;
+            metrics
+                .late_rows
+                .with_label_values(&[tp.0.as_str()])
+                .inc_by(late);
+            metrics
+                .dead_letters
+                .with_label_values(&[tp.0.as_str()])
+                .inc_by(late);
             send_late(self.sink, source, tp, batch, &|| self.intake.hold())?;
         }
         Ok(())
@@ -759,6 +887,7 @@ impl Loop<'_, '_> {
         };
         for (tp, offset) in committed {
             self.stats.commits += 1;
+            self.run.metrics.commits.inc();
             if let Some(tracker) = self.owned.get_mut(&tp) {
                 tracker.committed(offset);
             }
@@ -793,6 +922,13 @@ fn send_late(
         )?;
     }
     Ok(())
+}
+
+/// Milliseconds since the epoch by the wall clock (0 if the clock is before it).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn partition_number(partition: i32) -> Result<u32> {

@@ -37,6 +37,9 @@ pub struct Shared {
     pub committed: Vec<(TopicPartition, i64)>,
     /// Commits that failed.
     pub commit_failures: u64,
+    /// Consumer lag per partition from librdkafka's latest statistics, not yet
+    /// reported.
+    pub consumer_lag: BTreeMap<TopicPartition, i64>,
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
@@ -44,7 +47,23 @@ pub struct Shared {
 #[derive(Debug, Default, Clone)]
 pub struct GroupContext(pub Arc<Mutex<Shared>>);
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Keeps each partition's consumer lag (statistics arrive every
+    /// `statistics.interval.ms`); partitions without a known lag are skipped.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Ok(mut shared) = self.0.lock() {
+            for (topic, t) in statistics.topics {
+                for (partition, p) in t.partitions {
+                    if partition >= 0 && p.consumer_lag >= 0 {
+                        shared
+                            .consumer_lag
+                            .insert((topic.clone(), partition), p.consumer_lag);
+                    }
+                }
+            }
+        }
+    }
+}
 
 impl GroupContext {
     /// Commits the offsets of `partitions` (all of them if `None`) that the

@@ -1,0 +1,195 @@
+//! What a Kafka run reports to Prometheus: throughput, decode errors and dead
+//! letters, late rows, outputs, commits, step duration, end-to-end latency,
+//! watermark and consumer lag, assigned partitions, backpressure and state size.
+//!
+//! Metrics live in a registry the caller owns (the binary serves it at
+//! `/metrics`); names follow Prometheus conventions (`vigil_` prefix, base units,
+//! `_total` on counters). Labels are topics, partitions, reasons and job names:
+//! never a patient, device or encounter identifier.
+
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// The metrics of one run, registered in a caller's registry.
+#[derive(Debug, Clone)]
+pub struct RunMetrics {
+    /// `vigil_records_consumed_total{topic}`: messages taken from source topics.
+    pub consumed: IntCounterVec,
+    /// `vigil_decode_errors_total{topic,reason}`: messages that did not decode,
+    /// by reason (`malformed`, `oversized`, `invalid_field`, `bad_timestamp`).
+    pub decode_errors: IntCounterVec,
+    /// `vigil_dead_letters_total{topic}`: messages and late rows sent to the
+    /// source topic's dead-letter topic.
+    pub dead_letters: IntCounterVec,
+    /// `vigil_late_rows_total{topic}`: rows behind the watermark.
+    pub late_rows: IntCounterVec,
+    /// `vigil_outputs_total{topic}`: rows sent to a sink topic and acknowledged.
+    pub outputs: IntCounterVec,
+    /// `vigil_commits_total`: offset commits (one per partition and commit).
+    pub commits: IntCounter,
+    /// `vigil_commit_failures_total`: offset commits that failed (retried).
+    pub commit_failures: IntCounter,
+    /// `vigil_sink_pauses_total`: waits for the sink long enough to pause
+    /// consumption.
+    pub sink_pauses: IntCounter,
+    /// `vigil_step_duration_seconds`: one step (poll and decode a batch, run the
+    /// jobs, send and acknowledge their outputs).
+    pub step_duration: Histogram,
+    /// `vigil_end_to_end_latency_seconds`: from the event time of the newest row
+    /// of a step to the moment its outputs are acknowledged, per step with
+    /// outputs. Meaningful for live feeds, where event time is close to the wall
+    /// clock; a replay of old data reports its age.
+    pub end_to_end: Histogram,
+    /// `vigil_watermark_lag_seconds{topic}`: wall clock minus the source's
+    /// watermark.
+    pub watermark_lag: GaugeVec,
+    /// `vigil_consumer_lag_messages{topic,partition}`: messages between the
+    /// consumer's position and the partition's end (librdkafka statistics).
+    pub consumer_lag: IntGaugeVec,
+    /// `vigil_assigned_partitions`: source partitions this instance owns.
+    pub assigned_partitions: IntGauge,
+    /// `vigil_state_groups{job}`: keys (groups) held in a job's state.
+    pub state_groups: IntGaugeVec,
+    /// `vigil_state_bytes{job}`: bytes held in a job's state.
+    pub state_bytes: IntGaugeVec,
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let metric = IntCounter::with_opts(Opts::new(name, help))?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl RunMetrics {
+    /// Creates the metrics and registers them in `registry`; fails if they are
+    /// registered there already.
+    pub fn new(registry: &Registry) -> prometheus::Result<RunMetrics> {
+        let watermark_lag = GaugeVec::new(
+            Opts::new(
+                "vigil_watermark_lag_seconds",
+                "Wall clock minus the source's event-time watermark.",
+            ),
+            &["topic"],
+        )?;
+        registry.register(Box::new(watermark_lag.clone()))?;
+        let assigned_partitions = IntGauge::with_opts(Opts::new(
+            "vigil_assigned_partitions",
+            "Source partitions this instance owns.",
+        ))?;
+        registry.register(Box::new(assigned_partitions.clone()))?;
+        Ok(RunMetrics {
+            consumed: counter_vec(
+                registry,
+                "vigil_records_consumed_total",
+                "Messages taken from source topics.",
+                &["topic"],
+            )?,
+            decode_errors: counter_vec(
+                registry,
+                "vigil_decode_errors_total",
+                "Messages that could not be decoded, by reason.",
+                &["topic", "reason"],
+            )?,
+            dead_letters: counter_vec(
+                registry,
+                "vigil_dead_letters_total",
+                "Messages and late rows sent to the source's dead-letter topic.",
+                &["topic"],
+            )?,
+            late_rows: counter_vec(
+                registry,
+                "vigil_late_rows_total",
+                "Rows behind the watermark and the allowed lateness.",
+                &["topic"],
+            )?,
+            outputs: counter_vec(
+                registry,
+                "vigil_outputs_total",
+                "Rows sent to a sink topic and acknowledged by the broker.",
+                &["topic"],
+            )?,
+            commits: counter(
+                registry,
+                "vigil_commits_total",
+                "Offset commits, one per partition and commit.",
+            )?,
+            commit_failures: counter(
+                registry,
+                "vigil_commit_failures_total",
+                "Offset commits that failed (retried at the next commit).",
+            )?,
+            sink_pauses: counter(
+                registry,
+                "vigil_sink_pauses_total",
+                "Waits for the sink long enough to pause consumption.",
+            )?,
+            step_duration: histogram(
+                registry,
+                "vigil_step_duration_seconds",
+                "One step: poll and decode a batch, run the jobs, send and acknowledge the outputs.",
+                prometheus::exponential_buckets(0.001, 2.0, 14)?,
+            )?,
+            end_to_end: histogram(
+                registry,
+                "vigil_end_to_end_latency_seconds",
+                "Event time of a step's newest row to the acknowledgement of its outputs.",
+                prometheus::exponential_buckets(0.01, 2.0, 16)?,
+            )?,
+            watermark_lag,
+            consumer_lag: gauge_vec(
+                registry,
+                "vigil_consumer_lag_messages",
+                "Messages between the consumer's position and the end of the partition.",
+                &["topic", "partition"],
+            )?,
+            assigned_partitions,
+            state_groups: gauge_vec(
+                registry,
+                "vigil_state_groups",
+                "Keys (groups) held in a job's state.",
+                &["job"],
+            )?,
+            state_bytes: gauge_vec(
+                registry,
+                "vigil_state_bytes",
+                "Bytes held in a job's state.",
+                &["job"],
+            )?,
+        })
+    }
+}
