@@ -106,6 +106,8 @@ struct Step {
     keys: Vec<Option<Vec<u8>>>,
     /// The offset after the last message taken.
     end: i64,
+    /// Messages taken (accepted or dead-lettered).
+    taken: u64,
 }
 
 /// A pipeline ready to run against Kafka.
@@ -654,11 +656,6 @@ impl Loop<'_, '_> {
             return Ok(false);
         };
         self.stats.consumed += 1;
-        self.run
-            .metrics
-            .consumed
-            .with_label_values(&[tp.0.as_str()])
-            .inc();
         let step = match steps.entry(tp.clone()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
@@ -671,9 +668,11 @@ impl Loop<'_, '_> {
                 accepted: Vec::new(),
                 keys: Vec::new(),
                 end: message.offset(),
+                taken: 0,
             }),
         };
         step.end = message.offset() + 1;
+        step.taken += 1;
         let timestamp = message.timestamp().to_millis();
         let payload = message.payload().unwrap_or_default();
         match step.decoder.decode(payload) {
@@ -717,6 +716,11 @@ impl Loop<'_, '_> {
             let Some(source) = self.run.sources.get(&tp.0) else {
                 continue;
             };
+            self.run
+                .metrics
+                .consumed
+                .with_label_values(&[tp.0.as_str()])
+                .inc_by(step.taken);
             let flushed = step.decoder.flush()?;
             for ((index, error), payload) in flushed.rejected.iter().zip(&flushed.rejected_messages)
             {
