@@ -46,7 +46,8 @@ pub struct RunMetrics {
     /// watermark.
     pub watermark_lag: GaugeVec,
     /// `vigil_consumer_lag_messages{topic,partition}`: messages between the
-    /// consumer's position and the partition's end (librdkafka statistics).
+    /// application's position and the partition's end (librdkafka statistics;
+    /// not from the committed offset, which trails open windows by design).
     pub consumer_lag: IntGaugeVec,
     /// `vigil_assigned_partitions`: source partitions this instance owns.
     pub assigned_partitions: IntGauge,

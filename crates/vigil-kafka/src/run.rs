@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -77,6 +77,19 @@ pub struct LiveCounters {
     pub rows_out: AtomicU64,
     /// Messages dead-lettered (undecodable, or late rows).
     pub dead_lettered: AtomicU64,
+    /// Source partitions this instance owns.
+    pub assigned_partitions: AtomicU64,
+    /// Whether [`LiveCounters::lag`] has been measured (librdkafka statistics
+    /// arrive every few seconds).
+    pub lag_known: AtomicBool,
+    /// Messages between the consumer's positions and the ends of its partitions,
+    /// summed over the partitions it owns.
+    pub lag: AtomicU64,
+    /// Brokers the consumer is connected to, from the latest statistics.
+    pub brokers_up: AtomicU64,
+    /// Wall clock (ms since the epoch) at the end of the latest step; a loop
+    /// that stops stepping is stuck.
+    pub last_step_ms: AtomicI64,
 }
 
 /// A source topic and the jobs reading it.
@@ -345,6 +358,7 @@ impl<'p> KafkaRun<'p> {
         }
         sink.flush(Duration::from_secs(10))?;
         self.metrics.assigned_partitions.set(0);
+        self.live.assigned_partitions.store(0, Ordering::Relaxed);
         self.metrics.consumer_lag.reset();
         if let Ok(shared) = context.0.lock() {
             stats.commits += shared.committed.len() as u64;
@@ -468,10 +482,29 @@ impl Loop<'_, '_> {
                     .set((wall - mark) as f64 / 1000.0);
             }
         }
-        let lags = match self.context.0.lock() {
-            Ok(mut shared) => std::mem::take(&mut shared.consumer_lag),
-            Err(_) => BTreeMap::new(),
+        let (lags, brokers_up) = match self.context.0.lock() {
+            Ok(mut shared) => (
+                std::mem::take(&mut shared.consumer_lag),
+                shared.brokers_up.take(),
+            ),
+            Err(_) => (BTreeMap::new(), None),
         };
+        let live = &self.run.live;
+        live.assigned_partitions
+            .store(self.owned.len() as u64, Ordering::Relaxed);
+        live.last_step_ms.store(wall, Ordering::Relaxed);
+        if let Some(up) = brokers_up {
+            live.brokers_up.store(up, Ordering::Relaxed);
+        }
+        if !lags.is_empty() {
+            let owned: u64 = lags
+                .iter()
+                .filter(|(tp, _)| self.owned.contains_key(*tp))
+                .map(|(_, lag)| u64::try_from(*lag).unwrap_or(0))
+                .sum();
+            live.lag.store(owned, Ordering::Relaxed);
+            live.lag_known.store(true, Ordering::Relaxed);
+        }
         for ((topic, partition), lag) in lags {
             let partition = partition.to_string();
             let labels = [topic.as_str(), partition.as_str()];

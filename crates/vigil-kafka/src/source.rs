@@ -40,6 +40,8 @@ pub struct Shared {
     /// Consumer lag per partition from librdkafka's latest statistics, not yet
     /// reported.
     pub consumer_lag: BTreeMap<TopicPartition, i64>,
+    /// Brokers in state UP in the latest statistics, not yet reported.
+    pub brokers_up: Option<u64>,
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
@@ -48,16 +50,27 @@ pub struct Shared {
 pub struct GroupContext(pub Arc<Mutex<Shared>>);
 
 impl ClientContext for GroupContext {
-    /// Keeps each partition's consumer lag (statistics arrive every
-    /// `statistics.interval.ms`); partitions without a known lag are skipped.
+    /// Keeps each partition's consumer lag (the partition's end minus the
+    /// application's position) and how many brokers are up (statistics arrive
+    /// every `statistics.interval.ms`); partitions without both offsets known are
+    /// skipped.
     fn stats(&self, statistics: rdkafka::Statistics) {
         if let Ok(mut shared) = self.0.lock() {
+            let up = statistics
+                .brokers
+                .values()
+                .filter(|b| b.nodeid >= 0 && b.state == "UP")
+                .count();
+            shared.brokers_up = Some(up as u64);
             for (topic, t) in statistics.topics {
                 for (partition, p) in t.partitions {
-                    if partition >= 0 && p.consumer_lag >= 0 {
-                        shared
-                            .consumer_lag
-                            .insert((topic.clone(), partition), p.consumer_lag);
+                    // Behind the end from the application's position, not from
+                    // the last commit (commits trail open windows by design).
+                    if partition >= 0 && p.hi_offset >= 0 && p.app_offset >= 0 {
+                        shared.consumer_lag.insert(
+                            (topic.clone(), partition),
+                            (p.hi_offset - p.app_offset).max(0),
+                        );
                     }
                 }
             }

@@ -187,6 +187,16 @@ pub struct RunArgs {
     /// SASL, timeouts as librdkafka documents them).
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = property)]
     pub kafka_properties: Vec<(String, String)>,
+
+    /// Serve /metrics, /healthz and /readyz here while running over Kafka
+    /// (port 0: any free port, printed on stderr; `off`: no server).
+    #[arg(
+        long,
+        env = "VIGIL_HTTP",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub http: Option<String>,
 }
 
 fn property(text: &str) -> Result<(String, String), String> {

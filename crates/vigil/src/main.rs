@@ -6,6 +6,7 @@
 mod check;
 mod cli;
 mod exit;
+mod http;
 mod run;
 mod score;
 mod signals;

@@ -11,6 +11,16 @@ pub fn run_until_stopped<T: Send>(
     name: &str,
     work: impl FnOnce(&AtomicBool) -> T + Send,
 ) -> anyhow::Result<T> {
+    run_serving_until_stopped(name, std::future::pending(), work)
+}
+
+/// [`run_until_stopped`], with `background` (an HTTP server) running beside
+/// `work` until it ends.
+pub fn run_serving_until_stopped<T: Send>(
+    name: &str,
+    background: impl Future<Output = ()> + Send + 'static,
+    work: impl FnOnce(&AtomicBool) -> T + Send,
+) -> anyhow::Result<T> {
     let stop = AtomicBool::new(false);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -25,6 +35,7 @@ pub fn run_until_stopped<T: Send>(
             outcome
         });
         runtime.block_on(async {
+            let server = tokio::spawn(background);
             let terminate = async {
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     Ok(mut s) => {
@@ -38,6 +49,7 @@ pub fn run_until_stopped<T: Send>(
                 () = terminate => eprintln!("{name}: stopping (terminate)"),
                 _ = ended => {}
             }
+            server.abort();
         });
         stop.store(true, Ordering::Relaxed);
         worker.join()

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use vigil_engine::plan::Pipeline;
-use vigil_kafka::{KafkaConfig, KafkaError, KafkaRun};
+use vigil_kafka::{KafkaConfig, KafkaError, KafkaRun, RunMetrics};
+
+use crate::http::Endpoints;
 
 use crate::cli::RunArgs;
 use crate::exit;
@@ -41,7 +43,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
     config
         .properties
         .extend(args.kafka_properties.iter().cloned());
-    let mut run = match KafkaRun::new(pipeline, config) {
+    let run = match KafkaRun::new(pipeline, config) {
         Ok(run) => run,
         Err(e) => {
             eprintln!("{path}: {e}");
@@ -49,7 +51,32 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let outcome = crate::signals::run_until_stopped("vigil run", |stop| run.run(stop))?;
+    let registry = prometheus::Registry::new();
+    let mut run = run.with_metrics(RunMetrics::new(&registry)?);
+    let endpoints = Endpoints::new(registry, run.live())?;
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &args.http {
+        Some(addr) if addr != "off" => {
+            let listener = std::net::TcpListener::bind(addr.as_str())
+                .with_context(|| format!("listening on {addr} (--http)"))?;
+            listener.set_nonblocking(true)?;
+            eprintln!(
+                "vigil run: metrics on http://{}/metrics, health on /healthz and /readyz",
+                listener.local_addr()?
+            );
+            Box::pin(async move {
+                let served = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => axum::serve(listener, endpoints.router()).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    eprintln!("vigil run: the HTTP server stopped: {e}");
+                }
+            })
+        }
+        _ => Box::pin(std::future::pending()),
+    };
+    let outcome =
+        crate::signals::run_serving_until_stopped("vigil run", server, |stop| run.run(stop))?;
     match outcome {
         Ok(stats) => {
             eprintln!(

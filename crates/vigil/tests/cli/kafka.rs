@@ -34,6 +34,7 @@ impl Instance {
             .args(["--kafka", "session.timeout.ms=6000"])
             .args(["--kafka", "heartbeat.interval.ms=1000"])
             .args(["--kafka", "max.poll.interval.ms=7000"])
+            .args(["--http", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
@@ -51,6 +52,35 @@ impl Instance {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// `GET path` from the instance's HTTP endpoints (address from its log):
+    /// status code and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let log = self.log();
+        let addr = log
+            .split("metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no HTTP address in {log}"));
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map_or(String::new(), |(_, b)| b.to_owned());
+        (status, body)
     }
 
     /// Partitions the instance owns now, from its log.
@@ -114,8 +144,32 @@ fn two_instances_in_one_group_share_the_partitions_and_together_emit_every_windo
     let received = broker.consume(&output, Duration::from_secs(60), |r| {
         r.len() >= expected.len()
     });
-    // Let the last commits happen before stopping.
+    // Let the last commits happen before stopping; meanwhile both become ready
+    // (partitions, caught up, a broker up) and serve their metrics.
     std::thread::sleep(Duration::from_millis(1500));
+    for instance in [&a, &b] {
+        assert_eq!(instance.get("/healthz").0, 200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut ready = instance.get("/readyz");
+        while ready.0 != 200 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            ready = instance.get("/readyz");
+        }
+        assert_eq!(ready.0, 200, "{}", ready.1);
+        let (status, metrics) = instance.get("/metrics");
+        assert_eq!(status, 200);
+        assert!(metrics.contains("vigil_build_info{version=\""), "{metrics}");
+        assert!(
+            metrics.contains(&format!(
+                "vigil_records_consumed_total{{topic=\"{input}\"}}"
+            )),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("p0000"),
+            "no patient identifier in metrics"
+        );
+    }
     let (code_a, log_a) = a.terminate();
     let (code_b, log_b) = b.terminate();
     assert_eq!(code_a, Some(0), "{log_a}");
