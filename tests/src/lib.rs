@@ -6,6 +6,7 @@
 //! stops it when dropped. With `VIGIL_TEST_BROKERS=host:port` the tests use that
 //! Kafka instead and start nothing.
 
+pub mod prometheus;
 pub mod workload;
 
 use std::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ pub struct Broker {
     bootstrap: String,
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(PathBuf::from)
@@ -37,19 +38,25 @@ fn repo_root() -> PathBuf {
 
 /// The tansu binary: `VIGIL_TANSU`, or what `scripts/tansu.sh` fetches.
 fn tansu() -> PathBuf {
-    if let Ok(path) = std::env::var("VIGIL_TANSU") {
+    tool("VIGIL_TANSU", "scripts/tansu.sh")
+}
+
+/// A path the environment variable `env` names, or the one the project script
+/// `script` prints (installing what it must).
+pub(crate) fn tool(env: &str, script: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }
     let out = Command::new("bash")
-        .arg(repo_root().join("scripts/tansu.sh"))
+        .arg(repo_root().join(script))
         .stderr(Stdio::inherit())
         .output()
-        .expect("run scripts/tansu.sh");
-    assert!(out.status.success(), "scripts/tansu.sh failed");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(out.status.success(), "{script} failed");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

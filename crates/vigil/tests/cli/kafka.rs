@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tests::Broker;
+use vigil_tests::prometheus::{Prometheus, http_get, promtool_check_metrics};
 use vigil_tests::workload::{
     PARTITIONS, PATIENTS, expected, produce, readings, results, sql, topics,
 };
@@ -54,33 +55,19 @@ impl Instance {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// `GET path` from the instance's HTTP endpoints (address from its log):
-    /// status code and body.
-    fn get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
+    /// The `host:port` of the instance's HTTP endpoints, from its log.
+    fn http_addr(&self) -> String {
         let log = self.log();
-        let addr = log
-            .split("metrics on http://")
+        log.split("metrics on http://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("no HTTP address in {log}"));
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map_or(String::new(), |(_, b)| b.to_owned());
-        (status, body)
+            .unwrap_or_else(|| panic!("no HTTP address in {log}"))
+            .to_owned()
+    }
+
+    /// `GET path` from the instance's HTTP endpoints: status code and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.http_addr(), path).unwrap_or_else(|| panic!("GET {path} failed"))
     }
 
     /// Partitions the instance owns now, from its log.
@@ -274,4 +261,48 @@ fn kafka_tables_need_brokers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("--brokers"), "{stderr}");
+}
+
+#[test]
+fn prometheus_scrapes_the_metrics_and_promtool_finds_nothing_to_report() {
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "prom");
+    let file = pipeline_file(&input, &output, "prom");
+    let instance = Instance::start(&broker, &file, "prom", "prom-a");
+    wait_for_split(&[&instance]);
+    produce(&broker, &input, &readings());
+    let expected = expected();
+    broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    let (status, exposition) = instance.get("/metrics");
+    assert_eq!(status, 200);
+    let report = promtool_check_metrics(&exposition).expect("promtool check metrics");
+    assert!(report.trim().is_empty(), "promtool: {report}\n{exposition}");
+
+    let prometheus = Prometheus::start(&[&instance.http_addr()]);
+    let readings = readings().len() as f64;
+    let consumed = prometheus.wait_for(
+        "sum(vigil_records_consumed_total)",
+        Duration::from_secs(60),
+        |v| v >= readings,
+    );
+    assert_eq!(consumed, Some(readings));
+    let outputs = prometheus.wait_for("sum(vigil_outputs_total)", Duration::from_secs(30), |v| {
+        v >= expected.len() as f64
+    });
+    assert_eq!(outputs, Some(expected.len() as f64));
+    assert_eq!(prometheus.query("up{job=\"vigil\"}"), Some(1.0));
+    assert_eq!(prometheus.query("vigil_build_info"), Some(1.0));
+    assert_eq!(
+        prometheus.query("vigil_assigned_partitions"),
+        Some(f64::from(PARTITIONS))
+    );
+    assert!(
+        prometheus
+            .query("vigil_step_duration_seconds_count")
+            .is_some_and(|n| n > 0.0)
+    );
+    let (code, log) = instance.terminate();
+    assert_eq!(code, Some(0), "{log}");
 }
