@@ -8,6 +8,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, long_about = None)]
 pub struct Cli {
+    /// Configuration file (TOML; see README "Configuration"); environment
+    /// variables and flags override what it sets.
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -118,8 +123,9 @@ pub struct SimulateArgs {
     #[arg(short, long, conflicts_with = "topic")]
     pub output: Option<PathBuf>,
 
-    /// Send to this Kafka topic instead (needs --brokers).
-    #[arg(long, requires = "brokers")]
+    /// Send to this Kafka topic instead (needs --brokers, VIGIL_BROKERS or
+    /// `[kafka] brokers`).
+    #[arg(long)]
     pub topic: Option<String>,
 
     /// Kafka bootstrap servers, with --topic.
@@ -171,9 +177,9 @@ pub struct RunArgs {
     #[arg(long = "path", value_name = "TABLE=PATH", value_parser = table_path)]
     pub paths: Vec<(String, String)>,
 
-    /// Lines (or Kafka messages) read per Arrow batch.
-    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+    /// Lines (or Kafka messages) read per Arrow batch [default: 8192].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
 
     /// Kafka bootstrap servers, for pipelines whose tables are Kafka topics.
     #[arg(long, env = "VIGIL_BROKERS", value_name = "HOST:PORT,...")]
@@ -189,13 +195,9 @@ pub struct RunArgs {
     pub kafka_properties: Vec<(String, String)>,
 
     /// Serve /metrics, /healthz and /readyz here while running over Kafka
-    /// (port 0: any free port, printed on stderr; `off`: no server).
-    #[arg(
-        long,
-        env = "VIGIL_HTTP",
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9464"
-    )]
+    /// (port 0: any free port, printed on stderr; `off`: no server)
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, env = "VIGIL_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
 }
 

@@ -5,6 +5,7 @@
 
 mod check;
 mod cli;
+mod config;
 mod exit;
 mod http;
 mod run;
@@ -18,27 +19,42 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// Logs go to stderr: warnings, and vigil's own progress (partitions assigned and
-/// revoked, commits that failed) at info; `VIGIL_LOG` takes an env-filter
-/// directive instead (`VIGIL_LOG=debug`). Nothing logged at info or above carries
+/// revoked, commits that failed) at info; `VIGIL_LOG` (or `[log] filter`) takes
+/// env-filter directives instead (`VIGIL_LOG=debug`), and `VIGIL_LOG_FORMAT=json`
+/// (or `[log] format`) writes JSON lines. Nothing logged at info or above carries
 /// a payload or a patient identifier.
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,vigil_kafka=info,vigil_engine=info")
-    });
-    let _ = tracing_subscriber::fmt()
+fn init_logs(log: &config::LogSection) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
+    let json = match std::env::var("VIGIL_LOG_FORMAT") {
+        Ok(format) => format.eq_ignore_ascii_case("json"),
+        Err(_) => log.format == config::LogFormat::Json,
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logs();
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("vigil: {e}");
+            return ExitCode::from(exit::INVALID_PIPELINE);
+        }
+    };
+    init_logs(&config.log);
     let outcome = match cli.command {
         cli::Command::Score(args) => score::run(&args),
         cli::Command::Check(args) => check::run(&args),
-        cli::Command::Run(args) => run::run(&args),
-        cli::Command::Simulate(args) => simulate::run(&args),
+        cli::Command::Run(args) => run::run(&args, &config),
+        cli::Command::Simulate(args) => simulate::run(&args, &config),
     };
     match outcome {
         Ok(code) => code,

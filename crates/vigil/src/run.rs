@@ -9,10 +9,11 @@ use vigil_engine::plan::Pipeline;
 use vigil_engine::run::{Outputs, RunOptions, run_files};
 
 use crate::cli::RunArgs;
+use crate::config::Config;
 use crate::exit;
 
 /// Plans and runs the pipeline; reports rejected lines and a summary on stderr.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let path = args.pipeline.display().to_string();
     let sql = std::fs::read_to_string(&args.pipeline).with_context(|| format!("reading {path}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -26,10 +27,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if crate::stream::is_kafka(&pipeline) {
-        return crate::stream::run(args, &pipeline);
+        return crate::stream::run(args, config, &pipeline);
     }
     let options = RunOptions {
-        batch_size: args.batch_size as usize,
+        batch_size: args.batch_size.unwrap_or(config.run.batch_size) as usize,
         paths: args.paths.iter().cloned().collect(),
         ..RunOptions::default()
     };

@@ -19,13 +19,14 @@ use vigil_sim::json::{self, Shape};
 use vigil_sim::{CohortConfig, Faults, Simulation};
 
 use crate::cli::{ShapeArg, SimulateArgs};
+use crate::config::Config;
 use crate::exit;
 
 /// The default start of simulated time when not in real time: 2026-11-24T00:00Z.
 const DEFAULT_START_MS: i64 = 1_795_478_400_000;
 
 /// Runs the simulation to its end or until Ctrl-C / SIGTERM.
-pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &SimulateArgs, file: &Config) -> anyhow::Result<ExitCode> {
     let config = match cohort(args) {
         Ok(config) => config,
         Err(message) => {
@@ -33,11 +34,17 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
+    if args.topic.is_some() && args.brokers.is_none() && file.kafka.brokers.is_none() {
+        eprintln!(
+            "vigil simulate: --topic needs --brokers (or VIGIL_BROKERS, or [kafka] brokers in the configuration)"
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     let sim = Simulation::new(config.clone());
     if let Some(path) = truth_path(args) {
         write_truth(&path, &sim)?;
     }
-    let mut out = match Output::open(args)? {
+    let mut out = match Output::open(args, file)? {
         Ok(out) => out,
         Err(message) => {
             eprintln!("vigil simulate: {message}");
@@ -199,9 +206,13 @@ enum Output {
 impl Output {
     /// Opens the output the flags name; `Ok(Err(message))` for a Kafka setup that
     /// cannot work (unreachable brokers, a missing topic).
-    fn open(args: &SimulateArgs) -> anyhow::Result<Result<Output, String>> {
+    fn open(args: &SimulateArgs, file: &Config) -> anyhow::Result<Result<Output, String>> {
         if let Some(topic) = &args.topic {
-            let brokers = args.brokers.clone().unwrap_or_default();
+            let brokers = args
+                .brokers
+                .clone()
+                .or_else(|| file.kafka.brokers.clone())
+                .unwrap_or_default();
             let mut config = ClientConfig::new();
             config
                 .set("bootstrap.servers", &brokers)
@@ -210,7 +221,12 @@ impl Output {
                 // A producer's metadata requests create missing topics on brokers
                 // that allow it; a typo must be an error instead.
                 .set("allow.auto.create.topics", "false");
-            for (key, value) in &args.kafka_properties {
+            for (key, value) in file
+                .kafka
+                .properties
+                .iter()
+                .chain(args.kafka_properties.iter().map(|(k, v)| (k, v)))
+            {
                 config.set(key, value);
             }
             let producer: ThreadedProducer<Deliveries> =

@@ -10,6 +10,7 @@ use vigil_kafka::{KafkaConfig, KafkaError, KafkaRun, RunMetrics};
 use crate::http::Endpoints;
 
 use crate::cli::RunArgs;
+use crate::config::Config;
 use crate::exit;
 
 /// Whether the pipeline has Kafka tables (a pipeline runs against Kafka or files,
@@ -24,22 +25,27 @@ pub fn is_kafka(pipeline: &Pipeline) -> bool {
 
 /// Runs the pipeline as a group member until a signal asks it to stop; commits
 /// what is safe and leaves the group on the way out.
-pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
     let path = args.pipeline.display().to_string();
-    let Some(brokers) = args.brokers.clone() else {
+    let Some(brokers) = args.brokers.clone().or_else(|| file.kafka.brokers.clone()) else {
         eprintln!("{path}: its tables are Kafka topics: give --brokers (or VIGIL_BROKERS)");
         return Ok(ExitCode::from(exit::INVALID_PIPELINE));
     };
-    let group = args.group.clone().unwrap_or_else(|| {
-        let stem = args
-            .pipeline
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        format!("vigil-{stem}")
-    });
+    let group = args
+        .group
+        .clone()
+        .or_else(|| file.kafka.group.clone())
+        .unwrap_or_else(|| {
+            let stem = args
+                .pipeline
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("vigil-{stem}")
+        });
     let mut config = KafkaConfig::new(brokers, group);
-    config.batch_messages = args.batch_size as usize;
+    config.batch_messages = args.batch_size.unwrap_or(file.run.batch_size) as usize;
+    config.properties.extend(file.kafka.properties.clone());
     config
         .properties
         .extend(args.kafka_properties.iter().cloned());
@@ -54,9 +60,10 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline) -> anyhow::Result<ExitCode> {
     let registry = prometheus::Registry::new();
     let mut run = run.with_metrics(RunMetrics::new(&registry)?);
     let endpoints = Endpoints::new(registry, run.live())?;
-    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &args.http {
-        Some(addr) if addr != "off" => {
-            let listener = std::net::TcpListener::bind(addr.as_str())
+    let http = args.http.as_deref().unwrap_or(&file.http.listen);
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match http {
+        addr if addr != "off" => {
+            let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("listening on {addr} (--http)"))?;
             listener.set_nonblocking(true)?;
             eprintln!(

@@ -306,3 +306,47 @@ fn prometheus_scrapes_the_metrics_and_promtool_finds_nothing_to_report() {
     let (code, log) = instance.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+#[test]
+fn the_configuration_file_supplies_brokers_and_a_bad_one_is_refused() {
+    let broker = Broker::start();
+    let file = pipeline_file("absent-in", "absent-out", "configured");
+    let config = scratch("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\n[http]\nlisten = \"off\"\n",
+            broker.bootstrap()
+        ),
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(&file)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("VIGIL_BROKERS")
+        .output()
+        .expect("vigil run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "topic absent-in does not exist on {}",
+            broker.bootstrap()
+        )),
+        "the brokers came from the file: {stderr}"
+    );
+
+    std::fs::write(&config, "[kafka]\nbroker = \"typo\"\n").expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg(&file)
+        .env("VIGIL_CONFIG", &config)
+        .output()
+        .expect("vigil run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("vigil.toml"), "{stderr}");
+    assert!(stderr.contains("unknown field `broker`"), "{stderr}");
+}
