@@ -238,7 +238,7 @@ fn a_missing_topic_is_a_clear_error_at_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("run")
         .arg(&file)
-        .args(["--brokers", broker.bootstrap()])
+        .args(["--brokers", broker.bootstrap(), "--http", "127.0.0.1:0"])
         .output()
         .expect("vigil run");
     let stderr = String::from_utf8_lossy(&out.stderr);
