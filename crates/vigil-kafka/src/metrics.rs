@@ -85,6 +85,12 @@ fn gauge_vec(
     Ok(metric)
 }
 
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let metric = IntGauge::with_opts(Opts::new(name, help))?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 fn histogram(
     registry: &Registry,
     name: &str,
@@ -108,11 +114,6 @@ impl RunMetrics {
             &["topic"],
         )?;
         registry.register(Box::new(watermark_lag.clone()))?;
-        let assigned_partitions = IntGauge::with_opts(Opts::new(
-            "vigil_assigned_partitions",
-            "Source partitions this instance owns.",
-        ))?;
-        registry.register(Box::new(assigned_partitions.clone()))?;
         Ok(RunMetrics {
             consumed: counter_vec(
                 registry,
@@ -178,7 +179,11 @@ impl RunMetrics {
                 "Messages between the consumer's position and the end of the partition.",
                 &["topic", "partition"],
             )?,
-            assigned_partitions,
+            assigned_partitions: gauge(
+                registry,
+                "vigil_assigned_partitions",
+                "Source partitions this instance owns.",
+            )?,
             state_groups: gauge_vec(
                 registry,
                 "vigil_state_groups",

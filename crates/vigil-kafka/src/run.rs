@@ -467,13 +467,11 @@ impl Loop<'_, '_> {
         metrics.sink_pauses.inc_by(pauses - self.reported.0);
         self.reported.0 = pauses;
         metrics.assigned_partitions.set(self.owned.len() as i64);
-        for topic in self.run.sources.keys() {
-            let mark = self
-                .runners
+        for (topic, source) in &self.run.sources {
+            let mark = source
+                .jobs
                 .iter()
-                .zip(&self.run.pipeline.jobs)
-                .filter(|(_, job)| config::topic(&job.source).is_ok_and(|t| &t == topic))
-                .filter_map(|(runner, _)| runner.watermark())
+                .filter_map(|&j| self.runners[j].watermark())
                 .min();
             if let Some(mark) = mark {
                 metrics
@@ -961,8 +959,9 @@ fn send_late(
     Ok(())
 }
 
-/// Milliseconds since the epoch by the wall clock (0 if the clock is before it).
-fn wall_clock_ms() -> i64 {
+/// Milliseconds since the epoch by the wall clock (0 if the clock is before it),
+/// the clock [`LiveCounters::last_step_ms`] is read against.
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

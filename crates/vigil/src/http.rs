@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 use vigil_kafka::LiveCounters;
+use vigil_kafka::run::wall_clock_ms;
 
 /// A loop that has not finished a step for this long is stuck (a step lasts at
 /// most the poll wait, or the wait for a slow sink while consumption is paused,
@@ -70,11 +71,11 @@ async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
 }
 
 async fn healthz(State(endpoints): State<Endpoints>) -> (StatusCode, String) {
-    verdict(health(&endpoints.live, now_ms()))
+    verdict(health(&endpoints.live, wall_clock_ms()))
 }
 
 async fn readyz(State(endpoints): State<Endpoints>) -> (StatusCode, String) {
-    verdict(readiness(&endpoints.live, now_ms()))
+    verdict(readiness(&endpoints.live, wall_clock_ms()))
 }
 
 fn verdict(result: Result<String, String>) -> (StatusCode, String) {
@@ -121,12 +122,6 @@ pub fn readiness(live: &LiveCounters, now_ms: i64) -> Result<String, String> {
     Ok(format!(
         "ready: {assigned} partitions, {lag} messages behind"
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -317,7 +317,7 @@ impl Output {
 /// The producer's delivery reports: the first failure, kept to stop the run.
 #[derive(Default)]
 struct Deliveries {
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Mutex<Option<String>>,
     count: AtomicU64,
 }
 
