@@ -16,7 +16,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use vigil_engine::plan::Pipeline;
+use vigil_engine::plan::{Binding, Pipeline};
 use vigil_kafka::{KafkaConfig, KafkaRun};
 use vigil_tests::Broker;
 
@@ -37,20 +37,15 @@ fn pipeline(input: &str, output: &str) -> Pipeline {
         "/../pipelines/news2_per_patient.sql"
     );
     let sql = std::fs::read_to_string(path).expect("read the NEWS2 pipeline");
-    let sql = sql
-        .replace(
-            "connector = 'file', path = 'samples/vitals.jsonl'",
-            &format!("connector = 'kafka', topic = '{input}'"),
-        )
-        .replace(
-            "connector = 'file', path = '-'",
-            &format!("connector = 'kafka', topic = '{output}', key = 'patient_id'"),
-        );
-    assert!(!sql.contains("'file'"), "every table is a topic");
+    let bindings = [
+        Binding::topic("vitals", input),
+        Binding::topic("news2_scores", output),
+        Binding::option("news2_scores", "key", "patient_id"),
+    ];
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
-        .block_on(Pipeline::plan(&sql))
+        .block_on(Pipeline::plan_with(&sql, &bindings))
         .expect("plan")
 }
 

@@ -1,6 +1,6 @@
 //! Faults injected through librdkafka's mock cluster: the broker goes down and
-//! comes back mid-stream, and requests fail; the sink's broker answers slowly.
-//! Nothing is lost and nothing crashes.
+//! comes back mid-stream, and requests fail; the sink's broker answers slowly;
+//! device clocks run minutes fast. Nothing is lost and nothing crashes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use vigil_kafka::{KafkaConfig, KafkaRun, RunStats};
-use vigil_tests::Broker;
-use vigil_tests::workload::{PARTITIONS, PATIENTS, expected, produce, readings, results, sql};
+use vigil_kafka::{KafkaConfig, KafkaRun, RunMetrics, RunStats};
+use vigil_tests::workload::{
+    BASE_MS, PARTITIONS, PATIENTS, Windows, expected, produce, readings, results, sql,
+};
+use vigil_tests::{Broker, Received};
 
 const INPUT: &str = "mock-vitals";
 const OUTPUT: &str = "mock-out";
@@ -47,6 +49,11 @@ impl MockRun {
 
     /// Starts the pipeline (offsets committed every 200 ms).
     fn start(&mut self) {
+        self.start_reporting(None);
+    }
+
+    /// Starts the pipeline, reporting to `registry` if given.
+    fn start_reporting(&mut self, registry: Option<prometheus::Registry>) {
         let pipeline = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
@@ -56,20 +63,20 @@ impl MockRun {
         config.commit_interval = Duration::from_millis(200);
         let stop = Arc::clone(&self.stop);
         self.handle = Some(std::thread::spawn(move || {
-            KafkaRun::new(&pipeline, config)
-                .expect("run")
-                .run(&stop)
-                .expect("the run survives the fault")
+            let mut run = KafkaRun::new(&pipeline, config).expect("run");
+            if let Some(registry) = registry {
+                run = run.with_metrics(RunMetrics::new(&registry, "test").expect("metrics"));
+            }
+            run.run(&stop).expect("the run survives the fault")
         }));
     }
 
-    /// Waits for every expected window in the output topic, stops the run and
-    /// checks that nothing was lost; returns the run's counts.
-    fn finish(mut self, consumed: usize) -> RunStats {
-        let expected = expected();
-        let received = self.broker.consume(OUTPUT, Duration::from_secs(90), |r| {
-            results(r).len() >= expected.len()
-        });
+    /// Waits (at most `timeout`) until the output topic holds every window of
+    /// `want`, then stops the run; returns what was read and the run's counts.
+    fn collect(&mut self, want: &Windows, timeout: Duration) -> (Vec<Received>, RunStats) {
+        let received = self
+            .broker
+            .consume(OUTPUT, timeout, |r| results(r).len() >= want.len());
         std::thread::sleep(Duration::from_millis(500));
         self.stop.store(true, Ordering::Relaxed);
         let stats = self
@@ -78,6 +85,14 @@ impl MockRun {
             .expect("started")
             .join()
             .expect("run thread");
+        (received, stats)
+    }
+
+    /// Waits for every expected window in the output topic, stops the run and
+    /// checks that nothing was lost; returns the run's counts.
+    fn finish(mut self, consumed: usize) -> RunStats {
+        let expected = expected();
+        let (received, stats) = self.collect(&expected, Duration::from_secs(90));
         assert_eq!(results(&received), expected, "nothing lost");
         assert_eq!(stats.consumed, consumed as u64, "{stats:?}");
         assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
@@ -157,5 +172,70 @@ fn a_slow_sink_pauses_consumption_and_loses_nothing() {
     assert!(
         stats.paused > 0,
         "the slow sink paused consumption: {stats:?}"
+    );
+}
+
+#[test]
+fn a_device_clock_minutes_fast_does_not_make_other_readings_late() {
+    // Every reading arrives 100 ms after it was taken (its message timestamp),
+    // except that one device per partition reports a reading 5 minutes in the
+    // future by its clock. Were the watermark to follow that clock, every
+    // partition's honest readings of the next 5 minutes would be late.
+    let mut run = MockRun::new(1);
+    let timed = |messages: &[(i32, String, String)]| -> Vec<(i32, String, String, i64)> {
+        messages
+            .iter()
+            .map(|(p, k, v)| {
+                let observed: serde_json::Value = serde_json::from_str(v).expect("json");
+                let at = observed["observed_at"].as_i64().expect("epoch ms");
+                (*p, k.clone(), v.clone(), at + 100)
+            })
+            .collect()
+    };
+    let all = readings();
+    let split = 8 * PATIENTS; // seconds 0 to 70
+    let mut first = timed(&all[..split]);
+    for p in 0..PARTITIONS as usize {
+        let arrived = BASE_MS + 35_000 + 100;
+        let payload = format!(
+            r#"{{"patient_id":"p{p}","observed_at":{},"heart_rate":99}}"#,
+            BASE_MS + 335_000
+        );
+        first.push((p as i32, format!("p{p}"), payload, arrived));
+    }
+    let send = |broker: &Broker, messages: &[(i32, String, String, i64)]| {
+        let refs: Vec<_> = messages
+            .iter()
+            .map(|(p, k, v, t)| (*p, Some(k.as_str()), v.as_str(), Some(*t)))
+            .collect();
+        broker.produce_timed(INPUT, &refs);
+    };
+    send(&run.broker, &first);
+    let registry = prometheus::Registry::new();
+    run.start_reporting(Some(registry.clone()));
+    // The first minute closes (at 70 s of honest time) before the rest comes.
+    run.broker
+        .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= PATIENTS);
+    send(&run.broker, &timed(&all[split..]));
+
+    let mut want = expected();
+    for p in 0..PARTITIONS {
+        want.insert(
+            (format!("p{p}"), "2026-11-24T08:06:00Z".to_owned()),
+            (1, 99.0),
+        );
+    }
+    let (received, stats) = run.collect(&want, Duration::from_secs(60));
+    assert_eq!(
+        results(&received),
+        want,
+        "every window, the fast clocks' included"
+    );
+    assert_eq!(stats.late, 0, "{stats:?}");
+    let future = crate::pipeline::sample(&registry, "vigil_future_rows_total", &[("topic", INPUT)]);
+    assert_eq!(
+        future,
+        f64::from(PARTITIONS),
+        "the fast readings are counted"
     );
 }

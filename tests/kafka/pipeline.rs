@@ -49,7 +49,7 @@ fn spawn_reporting(
     stop: Arc<AtomicBool>,
     registry: &prometheus::Registry,
 ) -> std::thread::JoinHandle<RunStats> {
-    let metrics = RunMetrics::new(registry).expect("metrics");
+    let metrics = RunMetrics::new(registry, "test").expect("metrics");
     std::thread::spawn(move || {
         let mut run = KafkaRun::new(&pipeline, config)
             .expect("run")
@@ -60,7 +60,7 @@ fn spawn_reporting(
 
 /// The value of the sample of `name` whose labels include `labels`, from the
 /// Prometheus text exposition of `registry` (0 if there is none).
-fn sample(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
     use prometheus::Encoder;
     let mut text = Vec::new();
     prometheus::TextEncoder::new()

@@ -156,17 +156,27 @@ impl Broker {
 
     /// Produces `(partition, key, payload)` messages and waits for them.
     pub fn produce(&self, topic: &str, messages: &[(i32, Option<&str>, &str)]) {
+        let timed: Vec<_> = messages.iter().map(|&(p, k, v)| (p, k, v, None)).collect();
+        self.produce_timed(topic, &timed);
+    }
+
+    /// Produces `(partition, key, payload, timestamp)` messages (the timestamp in
+    /// epoch milliseconds, or the producer's clock when `None`) and waits for them.
+    pub fn produce_timed(&self, topic: &str, messages: &[(i32, Option<&str>, &str, Option<i64>)]) {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("linger.ms", "5")
             .create()
             .expect("producer");
-        for (partition, key, payload) in messages {
+        for (partition, key, payload, timestamp) in messages {
             let mut record = BaseRecord::to(topic)
                 .partition(*partition)
                 .payload(*payload);
             if let Some(key) = key {
                 record = record.key(*key);
+            }
+            if let Some(timestamp) = timestamp {
+                record = record.timestamp(*timestamp);
             }
             producer.send(record).map_err(|(e, _)| e).expect("send");
         }

@@ -14,6 +14,10 @@ pub enum EngineError {
         /// What is wrong, naming the construct.
         message: String,
     },
+    /// A table binding (a command-line replacement of `WITH` options) names a
+    /// table the pipeline does not declare.
+    #[error("{0}")]
+    Binding(String),
     /// DataFusion rejected or failed to plan or evaluate something.
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),

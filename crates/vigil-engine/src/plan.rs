@@ -1,6 +1,7 @@
 //! Planning: each `INSERT INTO sink SELECT ...` planned by DataFusion and lowered into
 //! a chain of streaming stages, checked for what the engine can run on a stream.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -89,6 +90,9 @@ pub enum Stage {
 
 /// Default idle timeout of a source partition (option `idle_timeout`).
 pub const DEFAULT_IDLE_TIMEOUT_MS: i64 = 60_000;
+/// Default tolerance for event times ahead of their messages' arrival (option
+/// `max_clock_skew`): none.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 0;
 /// Default state TTL of an updating aggregate's groups (sink option `state_ttl`).
 pub const DEFAULT_STATE_TTL_MS: i64 = 86_400_000;
 
@@ -102,6 +106,14 @@ pub struct TimeSettings {
     /// Processing time after which a silent source partition stops holding the
     /// watermark back (source option `idle_timeout`, default 1 minute).
     pub idle_timeout_ms: i64,
+    /// How far a row's event time may be ahead of its message's arrival time (the
+    /// Kafka record timestamp) and still move the watermark (source option
+    /// `max_clock_skew`, default 0). A device whose clock runs fast would
+    /// otherwise drag the watermark ahead and make every other device's readings
+    /// late; its rows are kept, but the watermark follows the arrival time plus
+    /// this, never the device's future. Sources without an arrival time (files)
+    /// trust their event times.
+    pub max_clock_skew_ms: i64,
     /// Event time after which an updating aggregate's idle group is dropped (sink
     /// option `state_ttl`, default 1 day; `None` without an event-time column).
     pub state_ttl_ms: Option<i64>,
@@ -124,6 +136,9 @@ impl TimeSettings {
             idle_timeout_ms: source
                 .duration_option("idle_timeout")?
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT_MS),
+            max_clock_skew_ms: source
+                .duration_option("max_clock_skew")?
+                .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_MS),
             state_ttl_ms: source
                 .event_time
                 .as_ref()
@@ -171,6 +186,63 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// A change to a declared table's `WITH` options, made before planning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The table (matched as the file's names are: case-insensitively).
+    pub table: String,
+    /// Options to set (keys lower-cased), replacing the file's.
+    pub set: BTreeMap<String, String>,
+    /// Options to remove.
+    pub remove: Vec<String>,
+}
+
+impl Binding {
+    /// Makes `table` the Kafka topic `topic` (removing its file options), in the
+    /// format it declares.
+    pub fn topic(table: &str, topic: &str) -> Binding {
+        Binding {
+            table: table.to_owned(),
+            set: BTreeMap::from([
+                ("connector".to_owned(), "kafka".to_owned()),
+                ("topic".to_owned(), topic.to_owned()),
+            ]),
+            remove: vec!["path".to_owned(), "late_path".to_owned()],
+        }
+    }
+
+    /// Sets one option of `table`.
+    pub fn option(table: &str, key: &str, value: &str) -> Binding {
+        Binding {
+            table: table.to_owned(),
+            set: BTreeMap::from([(key.to_ascii_lowercase(), value.to_owned())]),
+            remove: Vec::new(),
+        }
+    }
+
+    fn apply(&self, def: &mut PipelineDef) -> Result<()> {
+        let Some(table) = def
+            .tables
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(&self.table))
+        else {
+            let declared: Vec<&str> = def.tables.iter().map(|t| t.name.as_str()).collect();
+            return Err(EngineError::Binding(format!(
+                "no table {} to bind (declared: {})",
+                self.table,
+                declared.join(", ")
+            )));
+        };
+        for key in &self.remove {
+            table.options.remove(key);
+        }
+        for (key, value) in &self.set {
+            table.options.insert(key.clone(), value.clone());
+        }
+        Ok(())
+    }
+}
+
 /// A DataFusion context with vigil's functions, reading nothing but what is declared.
 pub fn session() -> SessionContext {
     let config = SessionConfig::new()
@@ -185,7 +257,17 @@ pub fn session() -> SessionContext {
 impl Pipeline {
     /// Parses, checks and plans a pipeline file.
     pub async fn plan(sql: &str) -> Result<Pipeline> {
-        let def = PipelineDef::parse(sql)?;
+        Pipeline::plan_with(sql, &[]).await
+    }
+
+    /// [`plan`](Self::plan), with `WITH` options of declared tables replaced first:
+    /// the same pipeline file over other files or topics (`vigil run --topic`,
+    /// `vigil demo`). Naming a table the file does not declare is an error.
+    pub async fn plan_with(sql: &str, bindings: &[Binding]) -> Result<Pipeline> {
+        let mut def = PipelineDef::parse(sql)?;
+        for binding in bindings {
+            binding.apply(&mut def)?;
+        }
         let ctx = session();
         for table in &def.tables {
             check_connector(table)?;

@@ -4,8 +4,9 @@
 //!
 //! Metrics live in a registry the caller owns (the binary serves it at
 //! `/metrics`); names follow Prometheus conventions (`vigil_` prefix, base units,
-//! `_total` on counters). Labels are topics, partitions, reasons and job names:
-//! never a patient, device or encounter identifier.
+//! `_total` on counters). Every metric carries the constant label `pipeline`;
+//! other labels are topics, partitions, reasons and job names: never a patient,
+//! device or encounter identifier.
 
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -25,6 +26,11 @@ pub struct RunMetrics {
     pub dead_letters: IntCounterVec,
     /// `vigil_late_rows_total{topic}`: rows behind the watermark.
     pub late_rows: IntCounterVec,
+    /// `vigil_future_rows_total{topic}`: rows whose event time is ahead of their
+    /// message's timestamp by more than the source's `max_clock_skew` (a device
+    /// clock running fast): kept, but not moving the watermark past the
+    /// timestamp plus the tolerance.
+    pub future_rows: IntCounterVec,
     /// `vigil_outputs_total{topic}`: rows sent to a sink topic and acknowledged.
     pub outputs: IntCounterVec,
     /// `vigil_commits_total`: offset commits (one per partition and commit).
@@ -57,63 +63,80 @@ pub struct RunMetrics {
     pub state_bytes: IntGaugeVec,
 }
 
+/// Where the metrics go and the constant label they carry.
+struct Target<'a> {
+    registry: &'a Registry,
+    pipeline: &'a str,
+}
+
+impl Target<'_> {
+    fn opts(&self, name: &str, help: &str) -> Opts {
+        Opts::new(name, help).const_label("pipeline", self.pipeline)
+    }
+}
+
 fn counter_vec(
-    registry: &Registry,
+    registry: &Target<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntCounterVec> {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
+    let metric = IntCounterVec::new(registry.opts(name, help), labels)?;
+    registry.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let metric = IntCounter::with_opts(Opts::new(name, help))?;
-    registry.register(Box::new(metric.clone()))?;
+fn counter(registry: &Target<'_>, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let metric = IntCounter::with_opts(registry.opts(name, help))?;
+    registry.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
 fn gauge_vec(
-    registry: &Registry,
+    registry: &Target<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntGaugeVec> {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
+    let metric = IntGaugeVec::new(registry.opts(name, help), labels)?;
+    registry.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let metric = IntGauge::with_opts(Opts::new(name, help))?;
-    registry.register(Box::new(metric.clone()))?;
+fn gauge(registry: &Target<'_>, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let metric = IntGauge::with_opts(registry.opts(name, help))?;
+    registry.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
 fn histogram(
-    registry: &Registry,
+    registry: &Target<'_>,
     name: &str,
     help: &str,
     buckets: Vec<f64>,
 ) -> prometheus::Result<Histogram> {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
-    registry.register(Box::new(metric.clone()))?;
+    let metric =
+        Histogram::with_opts(HistogramOpts::from(registry.opts(name, help)).buckets(buckets))?;
+    registry.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
 impl RunMetrics {
-    /// Creates the metrics and registers them in `registry`; fails if they are
-    /// registered there already.
-    pub fn new(registry: &Registry) -> prometheus::Result<RunMetrics> {
+    /// Creates the metrics of pipeline `pipeline` (every metric's constant
+    /// `pipeline` label, so that one registry can hold several runs' metrics) and
+    /// registers them in `registry`; fails if they are registered there already.
+    pub fn new(registry: &Registry, pipeline: &str) -> prometheus::Result<RunMetrics> {
+        let registry = &Target { registry, pipeline };
         let watermark_lag = GaugeVec::new(
-            Opts::new(
+            registry.opts(
                 "vigil_watermark_lag_seconds",
                 "Wall clock minus the source's event-time watermark.",
             ),
             &["topic"],
         )?;
-        registry.register(Box::new(watermark_lag.clone()))?;
+        registry
+            .registry
+            .register(Box::new(watermark_lag.clone()))?;
         Ok(RunMetrics {
             consumed: counter_vec(
                 registry,
@@ -137,6 +160,12 @@ impl RunMetrics {
                 registry,
                 "vigil_late_rows_total",
                 "Rows behind the watermark and the allowed lateness.",
+                &["topic"],
+            )?,
+            future_rows: counter_vec(
+                registry,
+                "vigil_future_rows_total",
+                "Rows whose event time is ahead of their message timestamp by more than max_clock_skew.",
                 &["topic"],
             )?,
             outputs: counter_vec(

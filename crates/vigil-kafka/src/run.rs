@@ -101,6 +101,9 @@ struct Source {
     event_time: Option<usize>,
     jobs: Vec<usize>,
     watermarks: Watermarks,
+    /// Event time beyond a message's timestamp plus this does not move the
+    /// watermark (source option `max_clock_skew`).
+    max_clock_skew_ms: i64,
 }
 
 /// A sink topic and the column keying its messages.
@@ -189,6 +192,7 @@ impl<'p> KafkaRun<'p> {
                             event_time,
                             jobs: vec![j],
                             watermarks: Watermarks::new(delay, job.time.idle_timeout_ms),
+                            max_clock_skew_ms: job.time.max_clock_skew_ms,
                         },
                     );
                 }
@@ -221,7 +225,7 @@ impl<'p> KafkaRun<'p> {
             sources,
             sinks,
             live: Arc::default(),
-            metrics: RunMetrics::new(&prometheus::Registry::new())
+            metrics: RunMetrics::new(&prometheus::Registry::new(), "")
                 .map_err(|e| KafkaError::Config(format!("metrics: {e}")))?,
         })
     }
@@ -778,16 +782,45 @@ impl Loop<'_, '_> {
             }
             let mut latest = None;
             if let Some(batch) = flushed.batch {
-                latest = source.event_time.and_then(|i| {
-                    arrow::compute::max(batch.column(i).as_primitive::<TimestampMillisecondType>())
-                });
+                let times = source
+                    .event_time
+                    .map(|i| batch.column(i).as_primitive::<TimestampMillisecondType>());
+                latest = times.and_then(arrow::compute::max);
+                // A timestamp of 0 or less is a producer that set none.
+                let arrived = step
+                    .accepted
+                    .iter()
+                    .filter_map(|&(_, ts)| ts.filter(|&ts| ts > 0))
+                    .max();
+                let observed = match (times, latest, arrived) {
+                    (Some(times), Some(t), Some(arrived)) => {
+                        let bound = arrived.saturating_add(source.max_clock_skew_ms);
+                        if t > bound {
+                            let ahead = times.iter().flatten().filter(|&t| t > bound).count();
+                            self.run
+                                .metrics
+                                .future_rows
+                                .with_label_values(&[tp.0.as_str()])
+                                .inc_by(ahead as u64);
+                            tracing::debug!(
+                                topic = %tp.0,
+                                partition = tp.1,
+                                rows = ahead,
+                                ahead_ms = t - arrived,
+                                "event times ahead of their messages' timestamps"
+                            );
+                        }
+                        Some(t.min(bound))
+                    }
+                    _ => latest,
+                };
                 let p = partition_number(tp.1)?;
                 if let Some(w) = watermarks.get_mut(&tp.0) {
-                    w.observe(p, latest, now);
+                    w.observe(p, observed, now);
                 }
                 for &j in &source.jobs {
                     let mut emitted = Emitted::default();
-                    self.runners[j].process(p, batch.clone(), &mut emitted)?;
+                    self.runners[j].process_bounded(p, batch.clone(), observed, &mut emitted)?;
                     self.send(j, source, tp, emitted)?;
                 }
             }

@@ -15,11 +15,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the planner")?;
-    match runtime.block_on(Pipeline::plan(&sql)) {
+    match runtime.block_on(Pipeline::plan_with(&sql, &args.tables.bindings())) {
         Ok(pipeline) => {
             print!("{}", pipeline.describe());
             println!("{path}: ok");
             Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ vigil_engine::EngineError::Binding(_)) => {
+            eprintln!("vigil check: {e}");
+            Ok(ExitCode::from(exit::USAGE))
         }
         Err(e) => {
             eprintln!("{path}: {e}");

@@ -157,6 +157,9 @@ Tables with connector = 'kafka' are topics: the instance joins the consumer grou
 (--group), reads its share of the source partitions and runs until Ctrl-C or
 SIGTERM; start another instance with the same group to share the work.
   vigil run pipelines/news2_kafka.sql --brokers 127.0.0.1:9092 --group wards
+  vigil run pipelines/news2_per_patient.sql --brokers 127.0.0.1:9092 \\
+      --topic vitals=vitals --topic news2_scores=news2-scores \\
+      --with news2_scores.key=patient_id
   VIGIL_BROKERS=kafka:9093 vigil run alerts.sql --kafka security.protocol=SSL \\
       --kafka ssl.ca.location=/etc/ssl/ca.pem
 Messages that cannot be decoded, and late rows, go to the source's dead-letter topic
@@ -176,6 +179,9 @@ pub struct RunArgs {
     /// Replace a table's path: TABLE=PATH (repeatable; `-` is stdin/stdout).
     #[arg(long = "path", value_name = "TABLE=PATH", value_parser = table_path)]
     pub paths: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub tables: TableFlags,
 
     /// Lines (or Kafka messages) read per Arrow batch [default: 8192].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -217,6 +223,49 @@ fn table_path(text: &str) -> Result<(String, String), String> {
     }
 }
 
+fn table_topic(text: &str) -> Result<(String, String), String> {
+    table_path(text).map_err(|_| format!("expected TABLE=TOPIC, got '{text}'"))
+}
+
+fn table_option(text: &str) -> Result<(String, String, String), String> {
+    let parsed = text.split_once('=').and_then(|(name, value)| {
+        let (table, option) = name.split_once('.')?;
+        (!table.is_empty() && !option.is_empty())
+            .then(|| (table.to_owned(), option.to_owned(), value.to_owned()))
+    });
+    parsed.ok_or_else(|| format!("expected TABLE.OPTION=VALUE, got '{text}'"))
+}
+
+/// Flags that rebind a pipeline's tables (of `vigil run` and `vigil check`).
+#[derive(Debug, Args)]
+pub struct TableFlags {
+    /// Make a table a Kafka topic: TABLE=TOPIC (repeatable); the table keeps its
+    /// columns, watermark and format, and loses its file options.
+    #[arg(long = "topic", value_name = "TABLE=TOPIC", value_parser = table_topic)]
+    pub topics: Vec<(String, String)>,
+
+    /// Set one of a table's WITH options: TABLE.OPTION=VALUE (repeatable), such
+    /// as news2_scores.key=patient_id or vitals.idle_timeout='5 minutes'.
+    #[arg(long = "with", value_name = "TABLE.OPTION=VALUE", value_parser = table_option)]
+    pub options: Vec<(String, String, String)>,
+}
+
+impl TableFlags {
+    /// The table bindings the flags ask for: `--topic` first, then `--with`.
+    pub fn bindings(&self) -> Vec<vigil_engine::plan::Binding> {
+        use vigil_engine::plan::Binding;
+        let topics = self
+            .topics
+            .iter()
+            .map(|(t, topic)| Binding::topic(t, topic));
+        let options = self
+            .options
+            .iter()
+            .map(|(t, key, value)| Binding::option(t, key, value));
+        topics.chain(options).collect()
+    }
+}
+
 const CHECK_EXAMPLES: &str = "\
 Examples:
   vigil check pipelines/news2_per_patient.sql
@@ -232,6 +281,9 @@ Exit status: 0 the pipeline is valid; 78 it is not; 1 the file cannot be read.";
 pub struct CheckArgs {
     /// The pipeline SQL file.
     pub pipeline: PathBuf,
+
+    #[command(flatten)]
+    pub tables: TableFlags,
 }
 
 const SCORE_EXAMPLES: &str = "\

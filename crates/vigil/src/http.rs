@@ -27,20 +27,21 @@ pub const READY_LAG: u64 = 10_000;
 #[derive(Clone)]
 pub struct Endpoints {
     registry: Registry,
-    live: Arc<LiveCounters>,
+    /// One per run the process serves (`vigil run`: one; `vigil demo`: several).
+    runs: Vec<Arc<LiveCounters>>,
 }
 
 impl Endpoints {
     /// Endpoints over `registry` (to which the build information is added) and
-    /// the run's live counters.
-    pub fn new(registry: Registry, live: Arc<LiveCounters>) -> anyhow::Result<Endpoints> {
+    /// the live counters of every run: healthy and ready when each run is.
+    pub fn new(registry: Registry, runs: Vec<Arc<LiveCounters>>) -> anyhow::Result<Endpoints> {
         let build = IntGaugeVec::new(
             Opts::new("vigil_build_info", "vigil's version; always 1."),
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(build))?;
-        Ok(Endpoints { registry, live })
+        Ok(Endpoints { registry, runs })
     }
 
     /// The routes.
@@ -71,11 +72,25 @@ async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
 }
 
 async fn healthz(State(endpoints): State<Endpoints>) -> (StatusCode, String) {
-    verdict(health(&endpoints.live, wall_clock_ms()))
+    verdict(every(&endpoints.runs, |live| health(live, wall_clock_ms())))
 }
 
 async fn readyz(State(endpoints): State<Endpoints>) -> (StatusCode, String) {
-    verdict(readiness(&endpoints.live, wall_clock_ms()))
+    verdict(every(&endpoints.runs, |live| {
+        readiness(live, wall_clock_ms())
+    }))
+}
+
+/// The verdict over several runs: the first failure, else each run's text.
+fn every(
+    runs: &[Arc<LiveCounters>],
+    check: impl Fn(&LiveCounters) -> Result<String, String>,
+) -> Result<String, String> {
+    let texts = runs
+        .iter()
+        .map(|live| check(live))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(texts.join("; "))
 }
 
 fn verdict(result: Result<String, String>) -> (StatusCode, String) {

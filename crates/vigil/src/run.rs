@@ -19,8 +19,12 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the planner")?;
-    let pipeline = match runtime.block_on(Pipeline::plan(&sql)) {
+    let pipeline = match runtime.block_on(Pipeline::plan_with(&sql, &args.tables.bindings())) {
         Ok(p) => p,
+        Err(e @ EngineError::Binding(_)) => {
+            eprintln!("vigil run: {e}");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
         Err(e) => {
             eprintln!("{path}: {e}");
             return Ok(ExitCode::from(exit::INVALID_PIPELINE));

@@ -55,7 +55,10 @@ pub fn run(args: &SimulateArgs, file: &Config) -> anyhow::Result<ExitCode> {
         ShapeArg::Wide => Shape::Wide,
         ShapeArg::Narrow => Shape::Narrow,
     };
-    let pace = args.realtime.then_some(args.speed);
+    let pace = args.realtime.then_some(Pace {
+        speed: args.speed,
+        from_ms: config.start_ms,
+    });
     let started = Instant::now();
     let counts = crate::signals::run_until_stopped("vigil simulate", |stop| {
         emit(sim, &config, shape, pace, &mut out, stop)
@@ -132,20 +135,30 @@ fn write_truth(path: &Path, sim: &Simulation) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// How to pace a simulation: readings delivered before `from_ms` (simulated
+/// time) go at once, later ones `speed` times faster than real time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Simulated seconds per second of wall clock.
+    pub speed: f64,
+    /// Where pacing starts, in simulated time (ms since the epoch).
+    pub from_ms: i64,
+}
+
 /// What was emitted.
 #[derive(Debug, Default)]
-struct Counts {
+pub(crate) struct Counts {
     readings: u64,
     messages: u64,
 }
 
 /// Writes every reading's messages in delivery order, pacing them if asked;
 /// stops early when `stop` is set.
-fn emit(
+pub(crate) fn emit(
     sim: Simulation,
     config: &CohortConfig,
     shape: Shape,
-    pace: Option<f64>,
+    pace: Option<Pace>,
     out: &mut Output,
     stop: &AtomicBool,
 ) -> anyhow::Result<Counts> {
@@ -168,8 +181,8 @@ fn emit(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if let Some(speed) = pace {
-            let due = (reading.delivered_at_ms - config.start_ms) as f64 / speed;
+        if let Some(Pace { speed, from_ms }) = pace {
+            let due = (reading.delivered_at_ms - from_ms).max(0) as f64 / speed;
             loop {
                 let ahead = due - wall.elapsed().as_secs_f64() * 1000.0;
                 if ahead <= 0.0 || stop.load(Ordering::Relaxed) {
@@ -181,7 +194,7 @@ fn emit(
         }
         let key = vigil_sim::cohort::patient_id(reading.patient);
         for message in json::messages(&reading, shape) {
-            out.send(&key, &message)?;
+            out.send(&key, &message, reading.delivered_at_ms)?;
             counts.messages += 1;
         }
         counts.readings += 1;
@@ -195,7 +208,7 @@ fn emit(
 }
 
 /// Where messages go.
-enum Output {
+pub(crate) enum Output {
     Lines(BufWriter<Box<dyn Write + Send>>),
     Kafka {
         producer: ThreadedProducer<Deliveries>,
@@ -213,48 +226,14 @@ impl Output {
                 .clone()
                 .or_else(|| file.kafka.brokers.clone())
                 .unwrap_or_default();
-            let mut config = ClientConfig::new();
-            config
-                .set("bootstrap.servers", &brokers)
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                // A producer's metadata requests create missing topics on brokers
-                // that allow it; a typo must be an error instead.
-                .set("allow.auto.create.topics", "false");
-            for (key, value) in file
+            let properties: Vec<(String, String)> = file
                 .kafka
                 .properties
                 .iter()
-                .chain(args.kafka_properties.iter().map(|(k, v)| (k, v)))
-            {
-                config.set(key, value);
-            }
-            let producer: ThreadedProducer<Deliveries> =
-                config.create_with_context(Deliveries::default())?;
-            let metadata = match producer
-                .client()
-                .fetch_metadata(Some(topic), Duration::from_secs(15))
-            {
-                Ok(metadata) => metadata,
-                Err(e) => {
-                    return Ok(Err(format!(
-                        "cannot reach Kafka at {brokers} within 15 s: {e}"
-                    )));
-                }
-            };
-            let exists = metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if !exists {
-                return Ok(Err(format!(
-                    "topic {topic} does not exist on {brokers} (create it first)"
-                )));
-            }
-            return Ok(Ok(Output::Kafka {
-                producer,
-                topic: topic.clone(),
-            }));
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(args.kafka_properties.iter().cloned())
+                .collect();
+            return Output::kafka(&brokers, topic, &properties);
         }
         let writer: Box<dyn Write + Send> = match &args.output {
             Some(path) if path.as_os_str() != "-" => Box::new(
@@ -265,7 +244,57 @@ impl Output {
         Ok(Ok(Output::Lines(BufWriter::with_capacity(1 << 16, writer))))
     }
 
-    fn send(&mut self, key: &str, message: &str) -> anyhow::Result<()> {
+    /// An idempotent producer to `topic` on `brokers` (with librdkafka
+    /// `properties`); `Ok(Err(message))` if the brokers cannot be reached or the
+    /// topic does not exist.
+    pub(crate) fn kafka(
+        brokers: &str,
+        topic: &str,
+        properties: &[(String, String)],
+    ) -> anyhow::Result<Result<Output, String>> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            // A producer's metadata requests create missing topics on brokers
+            // that allow it; a typo must be an error instead.
+            .set("allow.auto.create.topics", "false");
+        for (key, value) in properties {
+            config.set(key, value);
+        }
+        let producer: ThreadedProducer<Deliveries> =
+            config.create_with_context(Deliveries::default())?;
+        let metadata = match producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(15))
+        {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "cannot reach Kafka at {brokers} within 15 s: {e}"
+                )));
+            }
+        };
+        let exists = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+        if !exists {
+            return Ok(Err(format!(
+                "topic {topic} does not exist on {brokers} (create it first)"
+            )));
+        }
+        Ok(Ok(Output::Kafka {
+            producer,
+            topic: topic.to_owned(),
+        }))
+    }
+
+    /// Writes one message; a Kafka message is stamped with `delivered_at_ms`,
+    /// when it reached the gateway in simulated time (so that a consumer can
+    /// tell a device clock running fast from a reading on time).
+    fn send(&mut self, key: &str, message: &str, delivered_at_ms: i64) -> anyhow::Result<()> {
         match self {
             Output::Lines(writer) => {
                 writer.write_all(message.as_bytes())?;
@@ -273,7 +302,10 @@ impl Output {
             }
             Output::Kafka { producer, topic } => {
                 producer.context().check()?;
-                let mut record = BaseRecord::to(topic).key(key).payload(message);
+                let mut record = BaseRecord::to(topic)
+                    .key(key)
+                    .payload(message)
+                    .timestamp(delivered_at_ms);
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
@@ -300,7 +332,7 @@ impl Output {
     }
 
     /// Flushes everything, and for Kafka waits until the broker has it all.
-    fn finish(self) -> anyhow::Result<()> {
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
         match self {
             Output::Lines(mut writer) => writer.flush()?,
             Output::Kafka { producer, topic } => {
@@ -316,7 +348,7 @@ impl Output {
 
 /// The producer's delivery reports: the first failure, kept to stop the run.
 #[derive(Default)]
-struct Deliveries {
+pub(crate) struct Deliveries {
     failed: Mutex<Option<String>>,
     count: AtomicU64,
 }

@@ -58,8 +58,13 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     };
 
     let registry = prometheus::Registry::new();
-    let mut run = run.with_metrics(RunMetrics::new(&registry)?);
-    let endpoints = Endpoints::new(registry, run.live())?;
+    let name = args
+        .pipeline
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut run = run.with_metrics(RunMetrics::new(&registry, &name)?);
+    let endpoints = Endpoints::new(registry, vec![run.live()])?;
     let http = args.http.as_deref().unwrap_or(&file.http.listen);
     let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match http {
         addr if addr != "off" => {

@@ -431,6 +431,20 @@ impl JobRunner {
     /// Takes a batch of source rows (in the source table's schema) from `partition`
     /// (0 for a source without partitions).
     pub fn process(&mut self, partition: u32, batch: RecordBatch, out: &mut Emitted) -> Result<()> {
+        self.process_bounded(partition, batch, None, out)
+    }
+
+    /// [`process`](Self::process), where the caller vouches for event times only
+    /// up to `trusted` (a Kafka source: the batch's latest arrival time plus the
+    /// tolerated clock skew). A replaying partition's own watermark then follows
+    /// the lesser of its latest event time and `trusted`, as the source's does.
+    pub fn process_bounded(
+        &mut self,
+        partition: u32,
+        batch: RecordBatch,
+        trusted: Option<i64>,
+        out: &mut Emitted,
+    ) -> Result<()> {
         self.counters.rows_in += batch.num_rows() as u64;
         let (batch, times) = self.split_late(partition, batch, out)?;
         if batch.num_rows() == 0 {
@@ -445,8 +459,8 @@ impl JobRunner {
                 let mut emitted = Vec::new();
                 slot.operator.process(&batch, times, &mut emitted)?;
                 if let (Some(catch_up), Some(times)) = (&mut slot.catch_up, times) {
-                    let own =
-                        max_option(catch_up.watermark, Some(times.last.saturating_sub(delay)));
+                    let last = trusted.map_or(times.last, |t| t.min(times.last));
+                    let own = max_option(catch_up.watermark, Some(last.saturating_sub(delay)));
                     catch_up.watermark = own;
                     if let Some(own) = own {
                         slot.operator

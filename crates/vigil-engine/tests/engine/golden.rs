@@ -109,3 +109,67 @@ fn every_shipped_pipeline_matches_its_recorded_output() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The shipped NEWS2 pipeline scores each parameter only while it is current:
+/// heart rate, SpO2, respiration and oxygen for an hour, blood pressure for two,
+/// temperature and consciousness (nursing rounds) for five. Each edge is tested
+/// on both sides: observed exactly the validity before the score counts, one
+/// millisecond more does not (the score is then NULL, never normal).
+#[test]
+fn the_news2_pipeline_scores_each_parameter_only_while_it_is_current() {
+    let p = plan(
+        &std::fs::read_to_string(pipelines_dir().join("news2_per_patient.sql"))
+            .expect("read pipeline"),
+    );
+    // Scored at 13:00: the window [08:00, 13:00) holds every row below.
+    let at = |hh_mm_ss_ms: &str| format!("2026-11-24T{hh_mm_ss_ms}Z");
+    let row = |patient: &str, time: &str, fields: &str| {
+        format!(
+            r#"{{"patient_id":"{patient}","ward":"w1","observed_at":"{}",{fields}}}"#,
+            at(time)
+        )
+    };
+    let monitor = r#""heart_rate":70,"spo2":97,"resp_rate":16,"on_oxygen":false"#;
+    let cuff = r#""systolic_bp":120"#;
+    let round = r#""temperature":37.0,"consciousness":"A""#;
+    let mut lines = vec![
+        // "edge": every parameter observed exactly its validity before 13:00.
+        row("edge", "08:00:00.000", round),
+        row("edge", "11:00:00.000", cuff),
+        row("edge", "12:00:00.000", monitor),
+        // One "stale" patient per parameter group: one millisecond too old.
+        row("stale-round", "07:59:59.999", round),
+        row("stale-round", "11:00:00.000", cuff),
+        row("stale-round", "12:00:00.000", monitor),
+        row("stale-cuff", "08:00:00.000", round),
+        row("stale-cuff", "10:59:59.999", cuff),
+        row("stale-cuff", "12:00:00.000", monitor),
+        row("stale-monitor", "08:00:00.000", round),
+        row("stale-monitor", "11:00:00.000", cuff),
+        row("stale-monitor", "11:59:59.999", monitor),
+    ];
+    lines.sort_by_key(|l| l[l.find("observed_at").unwrap_or(0)..].to_owned());
+    // Then a later reading of another patient moves the watermark past 13:00.
+    lines.push(row("other", "13:01:00.000", monitor));
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = run(&p, &[("vitals", input.as_str())], 1);
+    let score = |patient: &str| -> serde_json::Value {
+        r.out("news2_scores")
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .find(|v| v["patient_id"] == patient && v["scored_at"] == "2026-11-24T13:00:00Z")
+            .unwrap_or_else(|| panic!("no 13:00 score for {patient}"))
+    };
+    let edge = score("edge");
+    assert_eq!(edge["news2"], 0, "every parameter current: {edge}");
+    assert_eq!(edge["news2_band"], "low");
+    assert_eq!(edge["ward"], "w1");
+    for stale in ["stale-round", "stale-cuff", "stale-monitor"] {
+        let s = score(stale);
+        assert!(
+            s["news2"].is_null(),
+            "{stale}: a parameter out of date is missing: {s}"
+        );
+        assert!(s["news2_band"].is_null(), "{stale}: {s}");
+    }
+}

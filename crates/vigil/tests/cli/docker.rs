@@ -1,8 +1,8 @@
 //! docker/ is kept correct without a Docker engine: the compose file passes
 //! `docker-compose config` (Debian's, installed by scripts/compose.sh), the
 //! Prometheus configuration passes `promtool check config`, every metric the
-//! Grafana dashboard queries is one vigil exports, and the pipeline the
-//! containers run is the shipped NEWS2 pipeline with Kafka tables.
+//! Grafana dashboard queries is one vigil exports, and the containers' `vigil
+//! run` command plans: the shipped NEWS2 pipeline with its tables made topics.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ fn the_prometheus_configuration_is_valid() {
 /// Every metric name vigil's `/metrics` can show.
 fn exported() -> BTreeSet<String> {
     let registry = prometheus::Registry::new();
-    let m = vigil_kafka::RunMetrics::new(&registry).expect("metrics");
+    let m = vigil_kafka::RunMetrics::new(&registry, "p").expect("metrics");
     // Vectors appear once they have a series.
     for vec in [&m.consumed, &m.dead_letters, &m.late_rows, &m.outputs] {
         vec.with_label_values(&["t"]).inc();
@@ -128,21 +128,51 @@ fn the_dashboard_queries_only_metrics_vigil_exports() {
 
 #[test]
 fn the_containers_run_the_shipped_news2_pipeline_over_kafka() {
-    let docker =
-        std::fs::read_to_string(repo("docker/pipelines/news2.sql")).expect("docker pipeline");
-    let shipped =
-        std::fs::read_to_string(repo("pipelines/news2_per_patient.sql")).expect("pipeline");
-    let body = |sql: &str| sql[sql.find("CREATE VIEW").expect("a view")..].to_owned();
-    assert_eq!(body(&docker), body(&shipped), "the same queries");
+    let compose = std::fs::read_to_string(repo("docker/compose.yaml")).expect("compose file");
+    // The replicas' command, a YAML flow sequence of quoted strings (valid JSON).
+    let line = compose
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("command: [\"run\""))
+        .expect("the vigil service's command");
+    let command: Vec<String> =
+        serde_json::from_str(line.trim_start_matches("command:").trim()).expect("a JSON array");
+    assert_eq!(
+        command[1], "/usr/share/vigil/pipelines/news2_per_patient.sql",
+        "the shipped pipeline, as the Dockerfile copies it"
+    );
+    let mut args = vec![
+        "check".to_owned(),
+        repo("pipelines/news2_per_patient.sql")
+            .display()
+            .to_string(),
+    ];
+    let mut rest = command[2..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().expect("a flag's value");
+        if flag == "--topic" || flag == "--with" {
+            args.extend([flag.clone(), value.clone()]);
+        }
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("check")
-        .arg(repo("docker/pipelines/news2.sql"))
+        .args(&args)
         .output()
         .expect("vigil check");
     let plan = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{plan}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        plan.contains("connector=kafka") && plan.contains("topic=vitals"),
+        plan.contains("source vitals [connector=kafka, format=json, topic=vitals]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "sink news2_scores [connector=kafka, format=json, key=patient_id, topic=news2-scores]"
+        ),
         "{plan}"
     );
 }

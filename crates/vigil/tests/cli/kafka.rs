@@ -148,7 +148,7 @@ fn two_instances_in_one_group_share_the_partitions_and_together_emit_every_windo
         assert!(metrics.contains("vigil_build_info{version=\""), "{metrics}");
         assert!(
             metrics.contains(&format!(
-                "vigil_records_consumed_total{{topic=\"{input}\"}}"
+                "vigil_records_consumed_total{{pipeline=\"pair\",topic=\"{input}\"}}"
             )),
             "{metrics}"
         );
