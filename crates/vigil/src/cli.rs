@@ -38,6 +38,105 @@ pub enum Command {
     /// to a file or a Kafka topic, with the episodes (ground truth) beside it.
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
+    /// Watch vigil work on a simulated hospital: an embedded Kafka-protocol
+    /// broker, the simulator feeding it, the shipped NEWS2 and ward pipelines,
+    /// and a live view of alerts, wards, throughput and lag.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+}
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  vigil demo                                   200 patients, 8 wards, 60x real time
+  vigil demo --patients 1000 --speed 10
+  vigil demo --plain --for 2m > demo.log        lines instead of the screen, 2 minutes
+  vigil demo --brokers 127.0.0.1:9092           on a real Kafka (creates vigil-demo.* topics)
+
+Nothing else is needed: without --brokers the topics live on librdkafka's mock
+cluster inside the process. The simulator first delivers --warmup hours of history
+as fast as it can, then carries on --speed times faster than real time. The NEWS2
+pipeline scores every patient each simulated minute; a patient whose band rises to
+low-medium, medium or high is shown as an alert, with the simulation's ground truth
+(the patient's deterioration episode, or none); a fall back to low shows as
+resolved. Metrics are served as by vigil run (--http). Ctrl-C stops.";
+
+/// Flags of `vigil demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Patients in the simulated hospital.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub patients: u32,
+
+    /// Wards they are spread over.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub wards: u32,
+
+    /// Simulated seconds per second of real time, after the warm-up.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+
+    /// Simulated hours of history delivered at once before pacing starts.
+    #[arg(long, default_value_t = 4.0)]
+    pub warmup: f64,
+
+    /// Simulated hours in all, warm-up included.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+
+    /// Share of patients who deteriorate during the simulation (0 to 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub episodes: f64,
+
+    /// Seed of the simulation: the same seed, the same hospital.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// A real Kafka's bootstrap servers instead of the embedded broker.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+
+    /// A librdkafka property for every Kafka client, KEY=VALUE (repeatable).
+    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = property)]
+    pub kafka_properties: Vec<(String, String)>,
+
+    /// Serve /metrics, /healthz and /readyz here (port 0: any free port, printed
+    /// on stderr; `off`: no server) [default: 127.0.0.1:9464].
+    #[arg(long, env = "VIGIL_HTTP", value_name = "HOST:PORT")]
+    pub http: Option<String>,
+
+    /// Stop after this long (such as 90s, 5m or 1h) instead of waiting for Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION", value_parser = wall_duration)]
+    pub run_for: Option<std::time::Duration>,
+
+    /// Print alerts and a status line every 5 s instead of drawing the screen
+    /// (the default when standard output is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+}
+
+fn wall_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
+    let seconds = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "expected a duration such as 90s, 5m or 1h, got '{text}'"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n * seconds < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(n * seconds))
+        }
+        _ => Err(format!(
+            "expected a duration such as 90s, 5m or 1h, got '{text}'"
+        )),
+    }
 }
 
 const SIMULATE_EXAMPLES: &str = "\

@@ -2,7 +2,10 @@
 //! `/healthz` (the run loop is alive) and `/readyz` (partitions assigned, caught
 //! up, a broker reachable) for an orchestrator's probes.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
@@ -52,6 +55,35 @@ impl Endpoints {
             .route("/readyz", get(readyz))
             .with_state(self)
     }
+}
+
+/// A server future for `endpoints` on `addr` (`off`: one that never ends and
+/// serves nothing); says where on stderr, prefixed by `name`.
+pub fn serve(
+    name: &str,
+    addr: &str,
+    endpoints: Endpoints,
+) -> anyhow::Result<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    if addr == "off" {
+        return Ok(Box::pin(std::future::pending()));
+    }
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("listening on {addr} (--http)"))?;
+    listener.set_nonblocking(true)?;
+    eprintln!(
+        "{name}: metrics on http://{}/metrics, health on /healthz and /readyz",
+        listener.local_addr()?
+    );
+    let name = name.to_owned();
+    Ok(Box::pin(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => axum::serve(listener, endpoints.router()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
+            eprintln!("{name}: the HTTP server stopped: {e}");
+        }
+    }))
 }
 
 async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {

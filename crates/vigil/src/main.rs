@@ -6,6 +6,7 @@
 mod check;
 mod cli;
 mod config;
+mod demo;
 mod exit;
 mod http;
 mod run;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => check::run(&args),
         cli::Command::Run(args) => run::run(&args, &config),
         cli::Command::Simulate(args) => simulate::run(&args, &config),
+        cli::Command::Demo(args) => demo::run(&args, &config),
     };
     match outcome {
         Ok(code) => code,

@@ -66,27 +66,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     let mut run = run.with_metrics(RunMetrics::new(&registry, &name)?);
     let endpoints = Endpoints::new(registry, vec![run.live()])?;
     let http = args.http.as_deref().unwrap_or(&file.http.listen);
-    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match http {
-        addr if addr != "off" => {
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listening on {addr} (--http)"))?;
-            listener.set_nonblocking(true)?;
-            eprintln!(
-                "vigil run: metrics on http://{}/metrics, health on /healthz and /readyz",
-                listener.local_addr()?
-            );
-            Box::pin(async move {
-                let served = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => axum::serve(listener, endpoints.router()).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = served {
-                    eprintln!("vigil run: the HTTP server stopped: {e}");
-                }
-            })
-        }
-        _ => Box::pin(std::future::pending()),
-    };
+    let server = crate::http::serve("vigil run", http, endpoints)?;
     let outcome =
         crate::signals::run_serving_until_stopped("vigil run", server, |stop| run.run(stop))?;
     match outcome {

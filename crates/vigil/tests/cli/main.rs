@@ -1,5 +1,6 @@
 //! The `vigil` binary as a user runs it.
 
+mod demo;
 mod docker;
 mod kafka;
 mod simulate;
