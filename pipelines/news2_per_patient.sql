@@ -42,26 +42,33 @@ SELECT
   last_value(heart_rate ORDER BY observed_at) IGNORE NULLS    AS heart_rate,
   last_value(observed_at ORDER BY observed_at) FILTER (WHERE heart_rate IS NOT NULL) AS heart_rate_at,
   last_value(consciousness ORDER BY observed_at) IGNORE NULLS AS consciousness,
-  last_value(temperature ORDER BY observed_at) IGNORE NULLS   AS temperature
+  last_value(temperature ORDER BY observed_at) IGNORE NULLS   AS temperature,
+  last_value(observed_at ORDER BY observed_at) FILTER (WHERE temperature IS NOT NULL) AS round_at
 FROM vitals
 GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' HOUR);
 
--- Each parameter if still current, NULL if not.
+-- Each parameter if still current, NULL if not, with when it was observed.
 CREATE VIEW current AS
 SELECT
   patient_id,
   ward,
   window_end AS scored_at,
   CASE WHEN resp_rate_at >= window_end - INTERVAL '1' HOUR THEN resp_rate END     AS resp_rate,
+  CASE WHEN resp_rate_at >= window_end - INTERVAL '1' HOUR THEN resp_rate_at END  AS resp_rate_at,
   CASE WHEN spo2_at >= window_end - INTERVAL '1' HOUR THEN spo2 END               AS spo2,
+  CASE WHEN spo2_at >= window_end - INTERVAL '1' HOUR THEN spo2_at END            AS spo2_at,
   spo2_scale,
   CASE WHEN on_oxygen_at >= window_end - INTERVAL '1' HOUR THEN on_oxygen END     AS on_oxygen,
   CASE WHEN systolic_bp_at >= window_end - INTERVAL '2' HOUR THEN systolic_bp END AS systolic_bp,
+  CASE WHEN systolic_bp_at >= window_end - INTERVAL '2' HOUR THEN systolic_bp_at END AS systolic_bp_at,
   CASE WHEN heart_rate_at >= window_end - INTERVAL '1' HOUR THEN heart_rate END   AS heart_rate,
+  CASE WHEN heart_rate_at >= window_end - INTERVAL '1' HOUR THEN heart_rate_at END AS heart_rate_at,
   consciousness,
-  temperature
+  temperature,
+  round_at
 FROM latest;
 
+-- The score, its band, and the readings it was computed from with their times.
 INSERT INTO news2_scores
 SELECT
   patient_id,
@@ -69,5 +76,7 @@ SELECT
   scored_at,
   news2(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature)         AS news2,
   news2_band(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature)    AS news2_band,
-  news2_partial(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS news2_partial
+  news2_partial(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS news2_partial,
+  resp_rate, resp_rate_at, spo2, spo2_at, spo2_scale, on_oxygen, systolic_bp, systolic_bp_at,
+  heart_rate, heart_rate_at, consciousness, temperature, round_at
 FROM current;

@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{EngineError, Result};
+use crate::runtime::alerts::AlertSettings;
 use crate::sql::checks::window_call;
 use crate::sql::ddl::TableDecl;
 use crate::sql::pipeline::PipelineDef;
@@ -158,8 +159,12 @@ pub struct Job {
     pub stages: Vec<Stage>,
     /// The sink table.
     pub sink: TableDecl,
-    /// Schema of the rows written to the sink.
+    /// Schema of the rows written to the sink (the alerts' when the sink has an
+    /// alert policy).
     pub output_schema: SchemaRef,
+    /// The sink's alert policy, if it declares one (see
+    /// [`alerts`](crate::runtime::alerts)): the query's rows become alert events.
+    pub alerts: Option<AlertSettings>,
     /// The analysed DataFusion plan the stages came from.
     pub logical_plan: LogicalPlan,
     /// Lateness, idleness and state expiry.
@@ -297,7 +302,12 @@ impl Pipeline {
                 .cloned()
                 .ok_or_else(|| EngineError::sql(insert.line, format!("no sink {}", insert.sink)))?;
             check_windows(&stages, &source, insert.line)?;
-            let output_schema = Arc::clone(plan.schema().inner());
+            let query_schema = Arc::clone(plan.schema().inner());
+            let alerts = AlertSettings::of(&sink, &query_schema, insert.line)?;
+            let output_schema = match &alerts {
+                Some(_) => AlertSettings::output_schema(&query_schema),
+                None => query_schema,
+            };
             check_sink(&sink, &output_schema, insert.line)?;
             let time = TimeSettings::of(&source, &sink, insert.line)?;
             jobs.push(Job {
@@ -306,6 +316,7 @@ impl Pipeline {
                 stages,
                 sink,
                 output_schema,
+                alerts,
                 logical_plan: plan,
                 time,
             });

@@ -10,6 +10,7 @@
 //! as they came from the source.
 
 mod aggregates;
+pub mod alerts;
 pub mod checkpoint;
 mod collapsed;
 mod job;

@@ -16,6 +16,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
 use super::aggregates::{Aggregates, evaluate, physical_expr, physical_exprs};
+use super::alerts::{AlertPolicy, AlertSettings};
 use super::checkpoint::{self, PartitionState};
 use super::panes::PaneWindows;
 use super::session::Sessions;
@@ -156,6 +157,9 @@ pub struct JobRunner {
     delay_ms: i64,
     watermark: Option<i64>,
     output_schema: SchemaRef,
+    /// The sink's alert policy, if any, and each source partition's state of it.
+    alerts: Option<Arc<AlertSettings>>,
+    policies: BTreeMap<u32, AlertPolicy>,
     counters: JobCounters,
     fingerprint: u64,
 }
@@ -221,6 +225,8 @@ impl JobRunner {
             delay_ms: job.source.event_time.as_ref().map_or(0, |et| et.delay_ms),
             watermark: None,
             output_schema: Arc::clone(&job.output_schema),
+            alerts: job.alerts.clone().map(Arc::new),
+            policies: BTreeMap::new(),
             counters: JobCounters::default(),
             fingerprint: checkpoint::fingerprint(&format!(
                 "{}\n{}",
@@ -421,6 +427,7 @@ impl JobRunner {
     /// checkpointed or will be rebuilt by its next owner).
     pub fn release(&mut self, partition: u32) {
         self.partitions.remove(&partition);
+        self.policies.remove(&partition);
     }
 
     /// The watermark last passed to [`advance`](Self::advance).
@@ -454,7 +461,7 @@ impl JobRunner {
         let (global, delay) = (self.watermark, self.delay_ms);
         let lateness = self.lateness_ms;
         match self.slot(partition)? {
-            None => self.emit(vec![batch], out),
+            None => self.emit(partition, vec![batch], out),
             Some(slot) => {
                 let mut emitted = Vec::new();
                 slot.operator.process(&batch, times, &mut emitted)?;
@@ -472,7 +479,7 @@ impl JobRunner {
                         }
                     }
                 }
-                self.emit(emitted, out)
+                self.emit(partition, emitted, out)
             }
         }
     }
@@ -490,7 +497,7 @@ impl JobRunner {
             watermark.saturating_sub(self.lateness_ms)
         };
         let mut emitted = Vec::new();
-        for slot in self.partitions.values_mut() {
+        for (&partition, slot) in self.partitions.iter_mut() {
             if let Some(catch_up) = slot.catch_up {
                 match catch_up.watermark {
                     Some(own) if own >= watermark => {
@@ -503,9 +510,14 @@ impl JobRunner {
                     _ => continue,
                 }
             }
-            slot.operator.advance(effective, &mut emitted)?;
+            let mut closed = Vec::new();
+            slot.operator.advance(effective, &mut closed)?;
+            emitted.push((partition, closed));
         }
-        self.emit(emitted, out)
+        for (partition, batches) in emitted {
+            self.emit(partition, batches, out)?;
+        }
+        Ok(())
     }
 
     /// The input has ended: closes every window.
@@ -513,9 +525,20 @@ impl JobRunner {
         self.advance(END_OF_TIME, out)
     }
 
-    fn emit(&mut self, batches: Vec<RecordBatch>, out: &mut Emitted) -> Result<()> {
+    /// Finishes `partition`'s rows for the sink: the stages after the stateful
+    /// one, then the alert policy if the sink has one.
+    fn emit(&mut self, partition: u32, batches: Vec<RecordBatch>, out: &mut Emitted) -> Result<()> {
         for batch in batches {
-            let batch = apply_all(&self.after, batch)?;
+            let mut batch = apply_all(&self.after, batch)?;
+            if let Some(settings) = &self.alerts {
+                let policy = self.policies.entry(partition).or_insert_with(|| {
+                    AlertPolicy::new(Arc::clone(settings), Arc::clone(&self.output_schema))
+                });
+                match policy.apply(&batch)? {
+                    Some(alerts) => batch = alerts,
+                    None => continue,
+                }
+            }
             if batch.num_rows() > 0 {
                 self.counters.rows_out += batch.num_rows() as u64;
                 out.rows.push(batch);
