@@ -33,6 +33,9 @@ pub struct RunMetrics {
     pub future_rows: IntCounterVec,
     /// `vigil_outputs_total{topic}`: rows sent to a sink topic and acknowledged.
     pub outputs: IntCounterVec,
+    /// `vigil_alerts_total{rule,event,severity}`: alert events written by sinks
+    /// with an alert policy (`raised`, `escalated`, `repeated`, `resolved`).
+    pub alerts: IntCounterVec,
     /// `vigil_commits_total`: offset commits (one per partition and commit).
     pub commits: IntCounter,
     /// `vigil_commit_failures_total`: offset commits that failed (retried).
@@ -173,6 +176,12 @@ impl RunMetrics {
                 "vigil_outputs_total",
                 "Rows sent to a sink topic and acknowledged by the broker.",
                 &["topic"],
+            )?,
+            alerts: counter_vec(
+                registry,
+                "vigil_alerts_total",
+                "Alert events written, by rule, event and severity.",
+                &["rule", "event", "severity"],
             )?,
             commits: counter(
                 registry,

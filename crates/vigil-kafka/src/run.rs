@@ -111,6 +111,8 @@ struct SinkTopic {
     table: TableDecl,
     topic: String,
     key: Option<usize>,
+    /// The rule of the sink's alert policy, if it has one (its rows are alerts).
+    alert_rule: Option<String>,
 }
 
 /// One partition's messages of the current step.
@@ -217,6 +219,7 @@ impl<'p> KafkaRun<'p> {
                 table: job.sink.clone(),
                 topic: config::topic(&job.sink)?,
                 key,
+                alert_rule: job.alerts.as_ref().map(|a| a.rule.clone()),
             });
         }
         Ok(KafkaRun {
@@ -870,6 +873,9 @@ impl Loop<'_, '_> {
                 .outputs
                 .with_label_values(&[sink.topic.as_str()])
                 .inc_by(sent);
+            if let Some(rule) = &sink.alert_rule {
+                count_alerts(&self.run.metrics, rule, batch);
+            }
         }
         for batch in &emitted.late {
             self.stats.late += batch.num_rows() as u64;
@@ -990,6 +996,26 @@ fn send_late(
         )?;
     }
     Ok(())
+}
+
+/// Counts alert events by event and severity (`vigil_alerts_total`).
+fn count_alerts(metrics: &RunMetrics, rule: &str, batch: &RecordBatch) {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+    };
+    let (Some(events), Some(severities)) = (column("event"), column("severity")) else {
+        return;
+    };
+    for (event, severity) in events.iter().zip(severities.iter()) {
+        if let (Some(event), Some(severity)) = (event, severity) {
+            metrics
+                .alerts
+                .with_label_values(&[rule, event, severity])
+                .inc();
+        }
+    }
 }
 
 /// Milliseconds since the epoch by the wall clock (0 if the clock is before it),

@@ -5,8 +5,9 @@
 //!
 //! Everything a deployment runs, in one process: the simulator produces to the
 //! vitals topic (history first, as fast as it goes, then real time times
-//! `--speed`); `news2_per_patient.sql` and `ward_summary.sql`, compiled into
-//! the binary, run as two consumer groups; the view reads their output topics.
+//! `--speed`); `news2_per_patient.sql`, `news2_alerts.sql` (a second stage over
+//! the scores) and `ward_summary.sql`, compiled into the binary, run as three
+//! consumer groups; the view reads their output topics.
 
 mod view;
 
@@ -40,6 +41,8 @@ use view::{Flow, View};
 
 /// The shipped NEWS2 pipeline, as compiled in.
 const NEWS2_SQL: &str = include_str!("../../../../pipelines/news2_per_patient.sql");
+/// The shipped NEWS2 alert pipeline, as compiled in.
+const ALERTS_SQL: &str = include_str!("../../../../pipelines/news2_alerts.sql");
 /// The shipped ward summary pipeline, as compiled in.
 const WARDS_SQL: &str = include_str!("../../../../pipelines/ward_summary.sql");
 /// Partitions of the demo's topics (dead letters: one).
@@ -52,6 +55,7 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Topics {
     vitals: String,
     news2: String,
+    alerts: String,
     wards: String,
 }
 
@@ -199,6 +203,7 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
     let topics = Topics {
         vitals: format!("{prefix}vitals"),
         news2: format!("{prefix}news2-scores"),
+        alerts: format!("{prefix}news2-alerts"),
         wards: format!("{prefix}ward-summary"),
     };
     let news2 = plan(
@@ -207,6 +212,14 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
             Binding::topic("vitals", &topics.vitals),
             Binding::topic("news2_scores", &topics.news2),
             Binding::option("news2_scores", "key", "patient_id"),
+        ],
+    )?;
+    let alerts = plan(
+        ALERTS_SQL,
+        &[
+            Binding::topic("news2_scores", &topics.news2),
+            Binding::topic("news2_alerts", &topics.alerts),
+            Binding::option("news2_alerts", "key", "patient_id"),
         ],
     )?;
     let wards = plan(
@@ -229,14 +242,17 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
     let registry = prometheus::Registry::new();
     let mut news2_run = KafkaRun::new(&news2, config("vigil-demo-news2"))?
         .with_metrics(RunMetrics::new(&registry, "news2_per_patient")?);
+    let mut alerts_run = KafkaRun::new(&alerts, config("vigil-demo-alerts"))?
+        .with_metrics(RunMetrics::new(&registry, "news2_alerts")?);
     let mut wards_run = KafkaRun::new(&wards, config("vigil-demo-wards"))?
         .with_metrics(RunMetrics::new(&registry, "ward_summary")?);
     let mut needed = news2_run.topics();
+    needed.extend(alerts_run.topics());
     needed.extend(wards_run.topics());
     needed.sort();
     needed.dedup();
     broker.create(&needed, &properties)?;
-    let lives = vec![news2_run.live(), wards_run.live()];
+    let lives = vec![news2_run.live(), alerts_run.live(), wards_run.live()];
     let endpoints = Endpoints::new(registry, lives.clone())?;
     let http = args.http.as_deref().unwrap_or(&file.http.listen);
     let server = crate::http::serve("vigil demo", http, endpoints)?;
@@ -275,8 +291,8 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
             broker.describe()
         ),
         format!(
-            "pipelines news2_per_patient.sql -> {}, ward_summary.sql -> {}; Ctrl-C stops",
-            topics.news2, topics.wards
+            "pipelines news2_per_patient.sql -> {}, news2_alerts.sql -> {}, ward_summary.sql -> {}; Ctrl-C stops",
+            topics.news2, topics.alerts, topics.wards
         ),
     ];
     let screen = !args.plain && std::io::stdout().is_terminal();
@@ -296,6 +312,7 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
             });
             let runs = [
                 s.spawn(|| news2_run.run(stop)),
+                s.spawn(|| alerts_run.run(stop)),
                 s.spawn(|| wards_run.run(stop)),
             ];
             let watched = watch(
@@ -369,7 +386,11 @@ fn watch(
     }
     let consumer: BaseConsumer = config.create().context("the view's consumer")?;
     let mut assignment = TopicPartitionList::new();
-    for topic in [&watch.topics.news2, &watch.topics.wards] {
+    for topic in [
+        &watch.topics.news2,
+        &watch.topics.alerts,
+        &watch.topics.wards,
+    ] {
         for partition in 0..PARTITIONS {
             let offset = if watch.from_start {
                 Offset::Beginning
@@ -397,9 +418,12 @@ fn watch(
             else {
                 continue;
             };
-            if message.topic() == watch.topics.wards {
+            let topic = message.topic();
+            if topic == watch.topics.wards {
                 view.ward(&row);
-            } else if let Some(alert) = view.score(&row)
+            } else if topic == watch.topics.news2 {
+                view.score(&row);
+            } else if let Some(alert) = view.alert(&row)
                 && !watch.screen
             {
                 writeln!(out, "{}", alert.line())?;

@@ -1,12 +1,6 @@
-//! What `vigil demo` shows: the alerts derived from the NEWS2 score stream, a
+//! What `vigil demo` shows: the alerts of the shipped NEWS2 alert pipeline, a
 //! summary per ward, and the runs' throughput and lag, rendered as a screen for
 //! a terminal or as plain lines for a log.
-//!
-//! Alerts here are the view's own reading of the score stream: a patient whose
-//! NEWS2 band rises to low-medium, medium or high raises one alert (again only if
-//! it rises further), and one resolution when it falls back to low. The alert
-//! policy with persistence, cooldown and alert topics is the engine's to build
-//! (issue 6); the demo shows what the shipped pipelines compute.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -40,30 +34,23 @@ impl Band {
             _ => None,
         }
     }
-
-    fn label(self) -> &'static str {
-        match self {
-            Band::Low => "low",
-            Band::LowMedium => "low-medium",
-            Band::Medium => "medium",
-            Band::High => "high",
-        }
-    }
 }
 
-/// Something the view tells the user about one patient.
+/// An alert event of the alert pipeline, as the view shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     /// When (the score's time, simulated), ms since the epoch.
     pub at_ms: i64,
+    /// `raised`, `escalated`, `repeated` or `resolved`.
+    pub event: String,
+    /// The band alerted (for `resolved`, the last one).
+    pub severity: String,
     /// The patient.
     pub patient: String,
     /// The patient's ward.
     pub ward: String,
-    /// The band reached; `None` for a resolution (back to low).
-    pub band: Option<Band>,
-    /// The NEWS2 score.
-    pub news2: u64,
+    /// The NEWS2 score of the row that caused it.
+    pub news2: Option<u64>,
     /// The patient's deterioration episode in the simulation, if any: its kind
     /// and onset (the ground truth the alert can be judged by).
     pub episode: Option<(String, i64)>,
@@ -72,9 +59,9 @@ pub struct Alert {
 impl Alert {
     /// One line: time, what, where, who, the score, and the ground truth.
     pub fn line(&self) -> String {
-        let what = match self.band {
-            Some(band) => format!("ALERT {:<10}", band.label()),
-            None => format!("{:<16}", "resolved"),
+        let what = match self.event.as_str() {
+            "resolved" => format!("resolved ({})", self.severity),
+            event => format!("ALERT {:<10} {event}", self.severity),
         };
         let truth = match &self.episode {
             Some((kind, onset)) if *onset <= self.at_ms => {
@@ -84,11 +71,11 @@ impl Alert {
             None => "no episode".to_owned(),
         };
         format!(
-            "{}  {what}  {:<5} {:<8}  NEWS2 {:>2}  {truth}",
+            "{}  {what:<27}  {:<5} {:<8}  NEWS2 {:>2}  {truth}",
             clock(self.at_ms),
             self.ward,
             self.patient,
-            self.news2
+            self.news2.map_or_else(|| "-".to_owned(), |n| n.to_string())
         )
     }
 }
@@ -130,7 +117,7 @@ pub struct View {
     wards: BTreeMap<String, Ward>,
     episodes: HashMap<String, (String, i64)>,
     alerts: VecDeque<Alert>,
-    raised: BTreeMap<Band, u64>,
+    raised: BTreeMap<String, u64>,
     resolved: u64,
     scores: u64,
     latest_ms: Option<i64>,
@@ -153,39 +140,43 @@ impl View {
         }
     }
 
-    /// Takes one row of the NEWS2 pipeline's output; returns the alert it
-    /// raises or the resolution it is, if any.
-    pub fn score(&mut self, row: &serde_json::Value) -> Option<Alert> {
-        let patient = row["patient_id"].as_str()?.to_owned();
-        let ward = row["ward"].as_str().unwrap_or("-").to_owned();
-        let at_ms = time_ms(&row["scored_at"])?;
+    /// Takes one row of the NEWS2 pipeline's output: the patient's band now
+    /// (a NULL band, a parameter missing, keeps the last one).
+    pub fn score(&mut self, row: &serde_json::Value) {
+        let Some(patient) = row["patient_id"].as_str() else {
+            return;
+        };
+        let Some(at_ms) = time_ms(&row["scored_at"]) else {
+            return;
+        };
         self.scores += 1;
         self.latest_ms = Some(self.latest_ms.map_or(at_ms, |l| l.max(at_ms)));
-        // A NULL band (a parameter missing) says nothing new: keep the last one.
-        let band = row["news2_band"].as_str().and_then(Band::parse)?;
-        let news2 = row["news2"].as_u64().unwrap_or(0);
-        let state = self.patients.entry(patient.clone()).or_insert(Patient {
-            ward: ward.clone(),
+        let state = self.patients.entry(patient.to_owned()).or_insert(Patient {
+            ward: String::new(),
             band: None,
         });
-        state.ward = ward.clone();
-        let before = state.band.replace(band);
-        let event = match (before, band) {
-            (before, band) if band > Band::Low && before.is_none_or(|b| band > b) => Some(band),
-            (Some(before), Band::Low) if before > Band::Low => None,
-            _ => return None,
-        };
+        state.ward = row["ward"].as_str().unwrap_or("-").to_owned();
+        if let Some(band) = row["news2_band"].as_str().and_then(Band::parse) {
+            state.band = Some(band);
+        }
+    }
+
+    /// Takes one row of the alert pipeline's output; returns it as shown.
+    pub fn alert(&mut self, row: &serde_json::Value) -> Option<Alert> {
+        let patient = row["patient_id"].as_str()?.to_owned();
         let alert = Alert {
-            at_ms,
-            patient: patient.clone(),
-            ward,
-            band: event,
-            news2,
+            at_ms: time_ms(&row["last_seen"])?,
+            event: row["event"].as_str()?.to_owned(),
+            severity: row["severity"].as_str()?.to_owned(),
+            ward: row["ward"].as_str().unwrap_or("-").to_owned(),
+            news2: row["news2"].as_u64(),
             episode: self.episodes.get(&patient).cloned(),
+            patient,
         };
-        match event {
-            Some(band) => *self.raised.entry(band).or_default() += 1,
-            None => self.resolved += 1,
+        if alert.event == "resolved" {
+            self.resolved += 1;
+        } else {
+            *self.raised.entry(alert.severity.clone()).or_default() += 1;
         }
         self.alerts.push_front(alert.clone());
         self.alerts.truncate(SHOWN_ALERTS);
@@ -248,11 +239,9 @@ impl View {
     }
 
     fn raised_by_band(&self) -> String {
-        let parts: Vec<String> = self
-            .raised
+        let parts: Vec<String> = ["high", "medium", "low-medium"]
             .iter()
-            .rev()
-            .map(|(band, n)| format!("{n} {}", band.label()))
+            .filter_map(|band| Some(format!("{} {band}", self.raised.get(*band)?)))
             .collect();
         if parts.is_empty() {
             "none".to_owned()
@@ -333,37 +322,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn score(view: &mut View, minute: u32, patient: &str, band: Option<&str>) -> Option<Alert> {
-        view.score(&json!({
-            "patient_id": patient,
-            "ward": "w01",
-            "scored_at": format!("2026-11-24T10:{minute:02}:00Z"),
-            "news2": band.map(|_| 5),
-            "news2_band": band,
+    fn alert(view: &mut View, minute: u32, patient: &str, event: &str, severity: &str) -> Alert {
+        view.alert(&json!({
+            "alert_id": "x", "event": event, "severity": severity, "rule": "news2",
+            "patient_id": patient, "ward": "w01", "news2": 7,
+            "first_seen": "2026-11-24T10:00:00Z",
+            "last_seen": format!("2026-11-24T10:{minute:02}:00Z"),
         }))
+        .expect("an alert row")
     }
 
     #[test]
-    fn a_band_rising_alerts_once_and_falling_to_low_resolves() {
+    fn alert_events_are_shown_and_counted_by_severity() {
         let mut view = View::new(&[]);
-        assert_eq!(score(&mut view, 0, "p1", Some("low")), None);
-        let first = score(&mut view, 1, "p1", Some("medium")).expect("an alert");
-        assert_eq!(first.band, Some(Band::Medium));
-        assert!(first.line().contains("ALERT medium"), "{}", first.line());
-        // Staying, or dipping to low-medium, or a missing parameter: no news.
-        assert_eq!(score(&mut view, 2, "p1", Some("medium")), None);
-        assert_eq!(score(&mut view, 3, "p1", Some("low-medium")), None);
-        assert_eq!(score(&mut view, 4, "p1", None), None);
-        // Escalation alerts again; back to low resolves.
-        let high = score(&mut view, 5, "p1", Some("high")).expect("escalation");
-        assert_eq!(high.band, Some(Band::High));
-        let resolved = score(&mut view, 6, "p1", Some("low")).expect("resolution");
-        assert_eq!(resolved.band, None);
-        assert!(resolved.line().contains("resolved"));
+        let raised = alert(&mut view, 1, "p1", "raised", "medium");
+        assert!(raised.line().contains("ALERT medium"), "{}", raised.line());
+        assert!(raised.line().contains("raised"), "{}", raised.line());
+        alert(&mut view, 5, "p1", "escalated", "high");
+        let resolved = alert(&mut view, 9, "p1", "resolved", "high");
+        assert!(
+            resolved.line().contains("resolved (high)"),
+            "{}",
+            resolved.line()
+        );
         assert_eq!(view.alerts_raised(), 2);
-        assert_eq!(view.scores, 7);
-        // A patient first seen at medium alerts at once.
-        assert!(score(&mut view, 7, "p2", Some("medium")).is_some());
+        let status = view.status(&Flow::default());
+        assert!(
+            status.contains("2 alerts (1 high, 1 medium), 1 resolved"),
+            "{status}"
+        );
+        // Not an alert row: nothing shown.
+        assert!(view.alert(&json!({"patient_id": "p1"})).is_none());
+    }
+
+    #[test]
+    fn scores_keep_each_patients_band_and_a_missing_one_keeps_the_last() {
+        let mut view = View::new(&[]);
+        let score = |view: &mut View, band: Option<&str>| {
+            view.score(&json!({"patient_id": "p1", "ward": "w01",
+                "scored_at": "2026-11-24T10:00:00Z", "news2_band": band}));
+        };
+        score(&mut view, Some("high"));
+        score(&mut view, None);
+        assert_eq!(view.patients["p1"].band, Some(Band::High));
+        assert_eq!(view.scores, 2);
     }
 
     #[test]
@@ -390,13 +392,9 @@ mod tests {
         let mut view = View::new(&[]);
         view.episodes
             .insert("p1".to_owned(), ("sepsis".to_owned(), 1_795_514_400_000)); // 10:00
-        let alert = score(&mut view, 30, "p1", Some("high")).expect("alert");
-        assert!(
-            alert.line().contains("sepsis since 10:00"),
-            "{}",
-            alert.line()
-        );
-        let other = score(&mut view, 31, "p2", Some("high")).expect("alert");
-        assert!(other.line().contains("no episode"), "{}", other.line());
+        let line = alert(&mut view, 30, "p1", "raised", "high").line();
+        assert!(line.contains("sepsis since 10:00"), "{line}");
+        let other = alert(&mut view, 31, "p2", "raised", "high").line();
+        assert!(other.contains("no episode"), "{other}");
     }
 }

@@ -35,7 +35,16 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>>
 #[test]
 fn the_demo_raises_alerts_serves_metrics_and_stops_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["demo", "--plain", "--patients", "60", "--warmup", "2"])
+        .args([
+            "demo",
+            "--plain",
+            "--patients",
+            "80",
+            "--episodes",
+            "0.5",
+            "--warmup",
+            "2",
+        ])
         .args(["--speed", "300", "--http", "127.0.0.1:0", "--for", "150s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -77,14 +86,24 @@ fn the_demo_raises_alerts_serves_metrics_and_stops_on_ctrl_c() {
         .to_owned();
     let (status, metrics) = http_get(&addr, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
-    for pipeline in ["news2_per_patient", "ward_summary"] {
+    for (pipeline, topic) in [
+        ("news2_per_patient", "vitals"),
+        ("ward_summary", "vitals"),
+        ("news2_alerts", "news2-scores"),
+    ] {
         assert!(
             metrics.contains(&format!(
-                "vigil_records_consumed_total{{pipeline=\"{pipeline}\",topic=\"vitals\"}}"
+                "vigil_records_consumed_total{{pipeline=\"{pipeline}\",topic=\"{topic}\"}}"
             )),
             "{metrics}"
         );
     }
+    // The alert shown was counted (rule and severity as labels, never a patient).
+    assert!(
+        metrics.contains("vigil_alerts_total{event=\"")
+            && metrics.contains("pipeline=\"news2_alerts\",rule=\"news2\""),
+        "{metrics}"
+    );
     assert!(
         !metrics.contains("p0000"),
         "no patient identifier in metrics"

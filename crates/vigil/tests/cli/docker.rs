@@ -81,6 +81,7 @@ fn exported() -> BTreeSet<String> {
         vec.with_label_values(&["t"]).inc();
     }
     m.decode_errors.with_label_values(&["t", "malformed"]).inc();
+    m.alerts.with_label_values(&["r", "raised", "high"]).inc();
     m.watermark_lag.with_label_values(&["t"]).set(0.0);
     m.consumer_lag.with_label_values(&["t", "0"]).set(0);
     m.state_groups.with_label_values(&["j"]).set(0);
@@ -121,58 +122,59 @@ fn the_dashboard_queries_only_metrics_vigil_exports() {
         "vigil_consumer_lag_messages",
         "vigil_end_to_end_latency_seconds",
         "vigil_dead_letters_total",
+        "vigil_alerts_total",
     ] {
         assert!(queried.contains(needed), "the dashboard shows {needed}");
     }
 }
 
 #[test]
-fn the_containers_run_the_shipped_news2_pipeline_over_kafka() {
+fn the_containers_run_the_shipped_news2_pipelines_over_kafka() {
     let compose = std::fs::read_to_string(repo("docker/compose.yaml")).expect("compose file");
-    // The replicas' command, a YAML flow sequence of quoted strings (valid JSON).
-    let line = compose
+    // Each `vigil run` service's command, a YAML flow sequence of quoted strings
+    // (valid JSON): the shipped pipeline as the Dockerfile copies it, planned
+    // here with the same table bindings.
+    let mut plans = String::new();
+    for line in compose
         .lines()
         .map(str::trim)
-        .find(|l| l.starts_with("command: [\"run\""))
-        .expect("the vigil service's command");
-    let command: Vec<String> =
-        serde_json::from_str(line.trim_start_matches("command:").trim()).expect("a JSON array");
-    assert_eq!(
-        command[1], "/usr/share/vigil/pipelines/news2_per_patient.sql",
-        "the shipped pipeline, as the Dockerfile copies it"
-    );
-    let mut args = vec![
-        "check".to_owned(),
-        repo("pipelines/news2_per_patient.sql")
-            .display()
-            .to_string(),
-    ];
-    let mut rest = command[2..].iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next().expect("a flag's value");
-        if flag == "--topic" || flag == "--with" {
-            args.extend([flag.clone(), value.clone()]);
+        .filter(|l| l.starts_with("command: [\"run\""))
+    {
+        let command: Vec<String> =
+            serde_json::from_str(line.trim_start_matches("command:").trim()).expect("a JSON array");
+        let file = command[1]
+            .strip_prefix("/usr/share/vigil/pipelines/")
+            .unwrap_or_else(|| panic!("{}: not a shipped pipeline", command[1]));
+        let mut args = vec![
+            "check".to_owned(),
+            repo(&format!("pipelines/{file}")).display().to_string(),
+        ];
+        let mut rest = command[2..].iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().expect("a flag's value");
+            if flag == "--topic" || flag == "--with" {
+                args.extend([flag.clone(), value.clone()]);
+            }
         }
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(&args)
+            .output()
+            .expect("vigil check");
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{plan}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        plans.push_str(&plan);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(&args)
-        .output()
-        .expect("vigil check");
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        plan.contains("source vitals [connector=kafka, format=json, topic=vitals]"),
-        "{plan}"
-    );
-    assert!(
-        plan.contains(
-            "sink news2_scores [connector=kafka, format=json, key=patient_id, topic=news2-scores]"
-        ),
-        "{plan}"
-    );
+    for wanted in [
+        "source vitals [connector=kafka, format=json, topic=vitals]",
+        "sink news2_scores [connector=kafka, format=json, key=patient_id, topic=news2-scores]",
+        "source news2_scores [connector=kafka, format=json, topic=news2-scores]",
+        "key=patient_id, topic=news2-alerts]",
+    ] {
+        assert!(plans.contains(wanted), "{wanted} in\n{plans}");
+    }
 }
