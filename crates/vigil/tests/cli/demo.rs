@@ -149,3 +149,35 @@ fn demo_flag_errors_are_readable_and_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_demo_runs_on_a_real_kafka_and_creates_its_topics() {
+    let broker = vigil_tests::Broker::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["demo", "--plain", "--patients", "40", "--warmup", "1"])
+        .args(["--speed", "300", "--http", "off", "--for", "25s"])
+        .args(["--brokers", broker.bootstrap()])
+        // tansu completes a join after about half the rebalance timeout.
+        .args(["--kafka", "session.timeout.ms=6000"])
+        .args(["--kafka", "heartbeat.interval.ms=1000"])
+        .args(["--kafka", "max.poll.interval.ms=7000"])
+        .output()
+        .expect("run vigil demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Kafka at 127.0.0.1:"), "{stdout}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("vigil demo: stopped."))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    assert!(
+        !summary.contains(" 0 scores"),
+        "scores came back: {summary}"
+    );
+    // The topics it made are there, scores in them.
+    let scores = broker.consume("vigil-demo.news2-scores", Duration::from_secs(20), |r| {
+        !r.is_empty()
+    });
+    assert!(!scores.is_empty(), "scores in vigil-demo.news2-scores");
+}
