@@ -355,6 +355,20 @@ impl Pipeline {
                 let _ = writeln!(out, "  {}", stage_text(stage));
             }
             let sink = &job.sink;
+            if let Some(a) = &job.alerts {
+                let _ = writeln!(
+                    out,
+                    "  alert policy {}: levels {} (immediate from {}), persistence {}s, cooldown {}s, resolve after {}s",
+                    a.rule,
+                    a.levels.join(" < "),
+                    a.levels
+                        .get(a.immediate_from)
+                        .map_or("none", String::as_str),
+                    a.persistence_ms / 1000,
+                    a.cooldown_ms / 1000,
+                    a.resolve_after_ms / 1000
+                );
+            }
             let _ = writeln!(out, "  sink {} [{}]", sink.name, options_text(sink));
             let _ = writeln!(out, "    schema {}", schema_text(&job.output_schema));
         }
