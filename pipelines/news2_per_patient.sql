@@ -9,6 +9,7 @@ CREATE TABLE vitals (
   patient_id    TEXT NOT NULL,
   ward          TEXT,
   observed_at   TIMESTAMP NOT NULL,
+  received_at   TIMESTAMP,
   resp_rate     DOUBLE,
   spo2          DOUBLE,
   spo2_scale    DOUBLE,
@@ -19,7 +20,8 @@ CREATE TABLE vitals (
   consciousness TEXT,
   temperature   DOUBLE,
   WATERMARK FOR observed_at AS observed_at - INTERVAL '30' SECOND
-) WITH (connector = 'file', path = 'samples/vitals.jsonl', format = 'json');
+) WITH (connector = 'file', path = 'samples/vitals.jsonl', format = 'json',
+        arrival_time = 'received_at');
 
 CREATE TABLE news2_scores WITH (connector = 'file', path = '-', format = 'json');
 

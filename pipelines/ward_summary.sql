@@ -5,11 +5,13 @@ CREATE TABLE vitals (
   patient_id    TEXT NOT NULL,
   ward          TEXT,
   observed_at   TIMESTAMP NOT NULL,
+  received_at   TIMESTAMP,
   resp_rate     DOUBLE,
   spo2          DOUBLE,
   heart_rate    DOUBLE,
   WATERMARK FOR observed_at AS observed_at - INTERVAL '30' SECOND
-) WITH (connector = 'file', path = 'samples/vitals.jsonl', format = 'json');
+) WITH (connector = 'file', path = 'samples/vitals.jsonl', format = 'json',
+        arrival_time = 'received_at');
 
 CREATE TABLE ward_summary WITH (connector = 'file', path = '-', format = 'json');
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::{DFSchema, DFSchemaRef};
@@ -115,6 +115,11 @@ pub struct TimeSettings {
     /// this, never the device's future. Sources without an arrival time (files)
     /// trust their event times.
     pub max_clock_skew_ms: i64,
+    /// Index (in the source's declared columns) of a TIMESTAMP column holding
+    /// each row's arrival time (source option `arrival_time`): for files, where
+    /// there is no message timestamp, what bounds the watermark as a Kafka
+    /// message's timestamp does; for Kafka, used instead of the message's.
+    pub arrival_time: Option<usize>,
     /// Event time after which an updating aggregate's idle group is dropped (sink
     /// option `state_ttl`, default 1 day; `None` without an event-time column).
     pub state_ttl_ms: Option<i64>,
@@ -132,7 +137,36 @@ impl TimeSettings {
                 ),
             ));
         }
+        let arrival_time = match source.option("arrival_time") {
+            None => None,
+            Some(column) => {
+                let index = source.schema.index_of(column).map_err(|_| {
+                    EngineError::sql(
+                        source.line,
+                        format!(
+                            "table {}: arrival_time {column} is not one of its columns",
+                            source.name
+                        ),
+                    )
+                })?;
+                if !matches!(
+                    source.schema.field(index).data_type(),
+                    DataType::Timestamp(_, _)
+                ) || source.event_time.is_none()
+                {
+                    return Err(EngineError::sql(
+                        source.line,
+                        format!(
+                            "table {}: arrival_time {column} must be a TIMESTAMP column of a table with a WATERMARK",
+                            source.name
+                        ),
+                    ));
+                }
+                Some(index)
+            }
+        };
         Ok(TimeSettings {
+            arrival_time,
             allowed_lateness_ms: source.duration_option("allowed_lateness")?.unwrap_or(0),
             idle_timeout_ms: source
                 .duration_option("idle_timeout")?

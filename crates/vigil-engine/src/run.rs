@@ -7,11 +7,15 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampMillisecondType;
+
 use crate::error::{EngineError, Result};
 use crate::files::{JsonLinesSink, JsonLinesSource, Rejected, STANDARD_STREAM, resolve};
 use crate::plan::Pipeline;
 use crate::runtime::watermark::Watermarks;
 use crate::runtime::{Emitted, JobRunner};
+use crate::sql::ddl::event_time_type;
 
 /// The option of a source table naming where its late rows go (`-`, the default,
 /// is stderr).
@@ -233,6 +237,7 @@ pub fn run_files(
             table.event_time.as_ref().map_or(0, |et| et.delay_ms),
             pipeline.jobs[jobs[0]].time.idle_timeout_ms,
         );
+        let time = pipeline.jobs[jobs[0]].time;
         let mut watermarks = Watermarks::new(delay, idle);
         watermarks.assign(0, now());
         while let Some(read) = source.next_batch()? {
@@ -242,11 +247,23 @@ pub fn run_files(
             counts.rejected += read.rejected.len() as u64;
             let Some(batch) = read.batch else { continue };
             counts.rows += batch.num_rows() as u64;
-            watermarks.observe(0, read.max_event_time, now());
+            // With an arrival-time column, event times are trusted only up to
+            // the latest arrival plus the tolerated skew (a fast device clock
+            // must not drag the watermark ahead).
+            let trusted = time.arrival_time.and_then(|i| {
+                let arrivals = arrow::compute::cast(batch.column(i), &event_time_type()).ok()?;
+                arrow::compute::max(arrivals.as_primitive::<TimestampMillisecondType>())
+                    .map(|a| a.saturating_add(time.max_clock_skew_ms))
+            });
+            let observed = match (read.max_event_time, trusted) {
+                (Some(t), Some(bound)) => Some(t.min(bound)),
+                (t, _) => t,
+            };
+            watermarks.observe(0, observed, now());
             let mark = watermarks.watermark(now());
             for &j in &jobs {
                 let mut emitted = Emitted::default();
-                runners[j].process(0, batch.clone(), &mut emitted)?;
+                runners[j].process_bounded(0, batch.clone(), trusted, &mut emitted)?;
                 if let Some(mark) = mark {
                     runners[j].advance(mark, &mut emitted)?;
                 }

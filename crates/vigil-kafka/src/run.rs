@@ -30,7 +30,7 @@ use vigil_engine::files::{declared_rows, decode_schema};
 use vigil_engine::plan::Pipeline;
 use vigil_engine::runtime::watermark::Watermarks;
 use vigil_engine::runtime::{Emitted, JobRunner, Progress};
-use vigil_engine::sql::ddl::TableDecl;
+use vigil_engine::sql::ddl::{TableDecl, event_time_type};
 use vigil_formats::RowsJsonDecoder;
 
 use crate::config::{self, KafkaConfig};
@@ -104,6 +104,9 @@ struct Source {
     /// Event time beyond a message's timestamp plus this does not move the
     /// watermark (source option `max_clock_skew`).
     max_clock_skew_ms: i64,
+    /// A declared arrival-time column, used instead of message timestamps
+    /// (source option `arrival_time`).
+    arrival_time: Option<usize>,
 }
 
 /// A sink topic and the column keying its messages.
@@ -184,6 +187,10 @@ impl<'p> KafkaRun<'p> {
                         None => None,
                     };
                     let delay = job.source.event_time.as_ref().map_or(0, |et| et.delay_ms);
+                    let arrival_time = job
+                        .source
+                        .option("arrival_time")
+                        .and_then(|c| schema.index_of(c).ok());
                     sources.insert(
                         topic,
                         Source {
@@ -195,6 +202,7 @@ impl<'p> KafkaRun<'p> {
                             jobs: vec![j],
                             watermarks: Watermarks::new(delay, job.time.idle_timeout_ms),
                             max_clock_skew_ms: job.time.max_clock_skew_ms,
+                            arrival_time,
                         },
                     );
                 }
@@ -789,12 +797,19 @@ impl Loop<'_, '_> {
                     .event_time
                     .map(|i| batch.column(i).as_primitive::<TimestampMillisecondType>());
                 latest = times.and_then(arrow::compute::max);
-                // A timestamp of 0 or less is a producer that set none.
-                let arrived = step
-                    .accepted
-                    .iter()
-                    .filter_map(|&(_, ts)| ts.filter(|&ts| ts > 0))
-                    .max();
+                // A declared arrival-time column (where the rows carry one),
+                // else the message timestamps (0 or less: a producer that set
+                // none).
+                let arrived = source
+                    .arrival_time
+                    .and_then(|i| arrow::compute::cast(batch.column(i), &event_time_type()).ok())
+                    .and_then(|a| arrow::compute::max(a.as_primitive::<TimestampMillisecondType>()))
+                    .or_else(|| {
+                        step.accepted
+                            .iter()
+                            .filter_map(|&(_, ts)| ts.filter(|&ts| ts > 0))
+                            .max()
+                    });
                 let observed = match (times, latest, arrived) {
                     (Some(times), Some(t), Some(arrived)) => {
                         let bound = arrived.saturating_add(source.max_clock_skew_ms);

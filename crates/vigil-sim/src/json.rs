@@ -26,15 +26,17 @@ pub fn timestamp(ms: i64) -> String {
     )
 }
 
-/// The fields every message of a reading starts with.
+/// The fields every message of a reading starts with: who, which device, when
+/// it was taken (by the device's clock) and when the gateway received it.
 fn head(reading: &Reading) -> String {
     format!(
-        r#"{{"patient_id":"{}","ward":"{}","device_id":"{}-{:06}","observed_at":"{}""#,
+        r#"{{"patient_id":"{}","ward":"{}","device_id":"{}-{:06}","observed_at":"{}","received_at":"{}""#,
         patient_id(reading.patient),
         ward_name(reading.ward),
         reading.kind.prefix(),
         reading.device,
-        timestamp(reading.observed_at_ms)
+        timestamp(reading.observed_at_ms),
+        timestamp(reading.delivered_at_ms)
     )
 }
 

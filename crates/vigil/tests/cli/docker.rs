@@ -170,7 +170,7 @@ fn the_containers_run_the_shipped_news2_pipelines_over_kafka() {
         plans.push_str(&plan);
     }
     for wanted in [
-        "source vitals [connector=kafka, format=json, topic=vitals]",
+        "source vitals [arrival_time=received_at, connector=kafka, format=json, topic=vitals]",
         "sink news2_scores [connector=kafka, format=json, key=patient_id, topic=news2-scores]",
         "source news2_scores [connector=kafka, format=json, topic=news2-scores]",
         "key=patient_id, topic=news2-alerts]",
