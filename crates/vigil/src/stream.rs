@@ -31,18 +31,17 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
         eprintln!("{path}: its tables are Kafka topics: give --brokers (or VIGIL_BROKERS)");
         return Ok(ExitCode::from(exit::INVALID_PIPELINE));
     };
+    // The file's stem names the pipeline in metrics and its default group.
+    let name = args
+        .pipeline
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let group = args
         .group
         .clone()
         .or_else(|| file.kafka.group.clone())
-        .unwrap_or_else(|| {
-            let stem = args
-                .pipeline
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("vigil-{stem}")
-        });
+        .unwrap_or_else(|| format!("vigil-{name}"));
     let mut config = KafkaConfig::new(brokers, group);
     config.batch_messages = args.batch_size.unwrap_or(file.run.batch_size) as usize;
     config.properties.extend(file.kafka.properties.clone());
@@ -58,11 +57,6 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     };
 
     let registry = prometheus::Registry::new();
-    let name = args
-        .pipeline
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut run = run.with_metrics(RunMetrics::new(&registry, &name)?);
     let endpoints = Endpoints::new(registry, vec![run.live()])?;
     let http = args.http.as_deref().unwrap_or(&file.http.listen);

@@ -44,6 +44,20 @@ fn check(expected: &Path, actual: &str, failures: &mut Vec<String>) {
     }
 }
 
+/// The recorded output of `job` of pipeline `stem`: `<stem>.expected.jsonl`, or
+/// with the sink's name when the pipeline has several jobs.
+fn expected_name(
+    stem: &str,
+    p: &vigil_engine::plan::Pipeline,
+    job: &vigil_engine::plan::Job,
+) -> String {
+    if p.jobs.len() == 1 {
+        format!("{stem}.expected.jsonl")
+    } else {
+        format!("{stem}.{}.expected.jsonl", job.sink.name)
+    }
+}
+
 fn joined(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
@@ -70,12 +84,10 @@ fn every_shipped_pipeline_matches_its_recorded_output() {
             .into_owned();
         let p = plan(&std::fs::read_to_string(file).expect("read pipeline"));
         for job in &p.jobs {
-            let name = if p.jobs.len() == 1 {
-                format!("{stem}.expected.jsonl")
-            } else {
-                format!("{stem}.{}.expected.jsonl", job.sink.name)
-            };
-            written.insert(job.sink.name.clone(), testdata.join(name));
+            written.insert(
+                job.sink.name.clone(),
+                testdata.join(expected_name(&stem, &p, job)),
+            );
         }
     }
     let mut failures = Vec::new();
@@ -103,11 +115,7 @@ fn every_shipped_pipeline_matches_its_recorded_output() {
             .collect();
         let r = run(&p, &inputs, 1);
         for job in &p.jobs {
-            let name = if p.jobs.len() == 1 {
-                format!("{stem}.expected.jsonl")
-            } else {
-                format!("{stem}.{}.expected.jsonl", job.sink.name)
-            };
+            let name = expected_name(&stem, &p, job);
             check(
                 &testdata.join(name),
                 &joined(r.out(&job.sink.name)),
