@@ -33,7 +33,8 @@ CREATE TABLE news2_alerts WITH (
   connector = 'file', path = '-', format = 'json',
   alert_key = 'patient_id', alert_severity = 'news2_band', alert_time = 'scored_at',
   alert_levels = 'low-medium,medium,high', alert_immediate = 'high',
-  alert_persistence = '2 minutes', alert_cooldown = '30 minutes', alert_rule = 'news2'
+  alert_persistence = '2 minutes', alert_confirm = '1 minute', alert_cooldown = '30 minutes',
+  alert_rule = 'news2'
 );
 
 INSERT INTO news2_alerts

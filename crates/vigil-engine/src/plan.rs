@@ -392,12 +392,13 @@ impl Pipeline {
             if let Some(a) = &job.alerts {
                 let _ = writeln!(
                     out,
-                    "  alert policy {}: levels {} (immediate from {}), persistence {}s, cooldown {}s, resolve after {}s",
+                    "  alert policy {}: levels {} (immediate from {}, confirmed after {}s), persistence {}s, cooldown {}s, resolve after {}s",
                     a.rule,
                     a.levels.join(" < "),
                     a.levels
                         .get(a.immediate_from)
                         .map_or("none", String::as_str),
+                    a.confirm_ms / 1000,
                     a.persistence_ms / 1000,
                     a.cooldown_ms / 1000,
                     a.resolve_after_ms / 1000

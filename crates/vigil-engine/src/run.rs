@@ -15,7 +15,7 @@ use crate::files::{JsonLinesSink, JsonLinesSource, Rejected, STANDARD_STREAM, re
 use crate::plan::Pipeline;
 use crate::runtime::watermark::Watermarks;
 use crate::runtime::{Emitted, JobRunner};
-use crate::sql::ddl::event_time_type;
+use crate::sql::ddl::{TableDecl, event_time_type};
 
 /// The option of a source table naming where its late rows go (`-`, the default,
 /// is stderr).
@@ -177,7 +177,7 @@ impl Outputs {
     }
 }
 
-fn check_file(table: &crate::sql::ddl::TableDecl) -> Result<()> {
+fn check_file(table: &TableDecl) -> Result<()> {
     match table.option("connector") {
         Some("file") => Ok(()),
         Some(other) => Err(EngineError::sql(
@@ -194,7 +194,7 @@ fn check_file(table: &crate::sql::ddl::TableDecl) -> Result<()> {
     }
 }
 
-fn path_of(table: &crate::sql::ddl::TableDecl, options: &RunOptions) -> Result<String> {
+fn path_of(table: &TableDecl, options: &RunOptions) -> Result<String> {
     match options.paths.get(&table.name) {
         Some(p) => Ok(p.clone()),
         None => table.required("path").map(str::to_owned),
@@ -206,6 +206,24 @@ fn path_of(table: &crate::sql::ddl::TableDecl, options: &RunOptions) -> Result<S
 pub fn run_files(
     pipeline: &Pipeline,
     options: &RunOptions,
+    outputs: &mut Outputs,
+    on_reject: impl FnMut(&str, &Rejected),
+) -> Result<RunReport> {
+    let open = |table: &TableDecl| {
+        check_file(table)?;
+        let path = resolve(&options.base_dir, &path_of(table, options)?);
+        JsonLinesSource::open(table, &path, options.batch_size, options.max_message_bytes)
+    };
+    run_sources(pipeline, open, outputs, on_reject)
+}
+
+/// Runs every job of `pipeline` over sources that `open` supplies, one per source
+/// table that a job reads (in declaration order): a file, or any reader of JSON
+/// lines (`vigil evaluate` feeds the simulator's stream through a pipe). End of a
+/// source closes its windows.
+pub fn run_sources(
+    pipeline: &Pipeline,
+    mut open: impl FnMut(&TableDecl) -> Result<JsonLinesSource>,
     outputs: &mut Outputs,
     mut on_reject: impl FnMut(&str, &Rejected),
 ) -> Result<RunReport> {
@@ -225,10 +243,7 @@ pub fn run_files(
         if jobs.is_empty() {
             continue;
         }
-        check_file(table)?;
-        let path = resolve(&options.base_dir, &path_of(table, options)?);
-        let mut source =
-            JsonLinesSource::open(table, &path, options.batch_size, options.max_message_bytes)?;
+        let mut source = open(table)?;
         let mut counts = SourceReport {
             table: table.name.clone(),
             ..SourceReport::default()

@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use crate::physiology::{Baseline, Course, EpisodeKind};
+use crate::physiology::{Baseline, Course, EpisodeKind, RECOVERY_HOURS};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -134,6 +134,15 @@ pub struct Episode {
     /// The clinical event (rescue needed), ms since the epoch; may fall after the
     /// end of the run.
     pub event_ms: i64,
+}
+
+impl Episode {
+    /// When the patient is back to baseline after treatment ([`RECOVERY_HOURS`]
+    /// after the event), ms since the epoch: until then the patient's vital
+    /// signs are abnormal for a reason, and alerts about them are not false.
+    pub fn recovered_ms(&self) -> i64 {
+        self.event_ms + (RECOVERY_HOURS * HOUR_MS as f64) as i64
+    }
 }
 
 /// One simulated patient.

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cohort;
+pub mod evaluation;
 pub mod json;
 pub mod physiology;
 pub mod stream;

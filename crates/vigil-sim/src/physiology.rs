@@ -162,7 +162,7 @@ pub struct Course {
 }
 
 /// Hours after the event over which treatment brings the patient back.
-const RECOVERY_HOURS: f64 = 6.0;
+pub const RECOVERY_HOURS: f64 = 6.0;
 
 impl Course {
     /// Progress at `t_ms`: 0 before onset, rising (slowly at first, the way early

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod config;
 mod demo;
+mod evaluate;
 mod exit;
 mod http;
 mod run;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(&args, &config),
         cli::Command::Simulate(args) => simulate::run(&args, &config),
         cli::Command::Demo(args) => demo::run(&args, &config),
+        cli::Command::Evaluate(args) => evaluate::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::exit;
 
 /// The default start of simulated time when not in real time: 2026-11-24T00:00Z.
-const DEFAULT_START_MS: i64 = 1_795_478_400_000;
+pub(crate) const DEFAULT_START_MS: i64 = 1_795_478_400_000;
 
 /// Runs the simulation to its end or until Ctrl-C / SIGTERM.
 pub fn run(args: &SimulateArgs, file: &Config) -> anyhow::Result<ExitCode> {
@@ -77,18 +77,6 @@ pub fn run(args: &SimulateArgs, file: &Config) -> anyhow::Result<ExitCode> {
 
 /// The cohort the flags describe, or what is wrong with them.
 fn cohort(args: &SimulateArgs) -> Result<CohortConfig, String> {
-    if !(args.hours.is_finite() && args.hours > 0.0 && args.hours <= 24.0 * 366.0) {
-        return Err(format!(
-            "--hours must be above 0 and at most a year, not {}",
-            args.hours
-        ));
-    }
-    if !(0.0..=1.0).contains(&args.episodes) {
-        return Err(format!(
-            "--episodes is a share from 0 to 1, not {}",
-            args.episodes
-        ));
-    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(format!("--speed must be above 0, not {}", args.speed));
     }
@@ -99,20 +87,64 @@ fn cohort(args: &SimulateArgs) -> Result<CohortConfig, String> {
         None if args.realtime => chrono::Utc::now().timestamp_millis(),
         None => DEFAULT_START_MS,
     };
-    Ok(CohortConfig {
+    let shape = CohortShape {
+        patients: args.patients,
+        wards: args.wards,
+        hours: args.hours,
         seed: args.seed,
-        patients: args.patients as usize,
-        wards: args.wards as usize,
-        start_ms,
-        duration_ms: (args.hours * 3_600_000.0) as i64,
-        episode_share: args.episodes,
-        faults: if args.clean {
-            Faults::none()
-        } else {
-            Faults::default()
-        },
-        ..CohortConfig::default()
-    })
+        episodes: args.episodes,
+        clean: args.clean,
+    };
+    shape.config(start_ms)
+}
+
+/// The flags that shape a cohort, shared by `vigil simulate` and `vigil evaluate`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CohortShape {
+    /// Patients.
+    pub patients: u32,
+    /// Wards.
+    pub wards: u32,
+    /// Simulated hours.
+    pub hours: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Share of patients who deteriorate.
+    pub episodes: f64,
+    /// No faults.
+    pub clean: bool,
+}
+
+impl CohortShape {
+    /// The cohort, starting at `start_ms`, or what is wrong with the flags.
+    pub(crate) fn config(self, start_ms: i64) -> Result<CohortConfig, String> {
+        if !(self.hours.is_finite() && self.hours > 0.0 && self.hours <= 24.0 * 366.0) {
+            return Err(format!(
+                "--hours must be above 0 and at most a year, not {}",
+                self.hours
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.episodes) {
+            return Err(format!(
+                "--episodes is a share from 0 to 1, not {}",
+                self.episodes
+            ));
+        }
+        Ok(CohortConfig {
+            seed: self.seed,
+            patients: self.patients as usize,
+            wards: self.wards as usize,
+            start_ms,
+            duration_ms: (self.hours * 3_600_000.0) as i64,
+            episode_share: self.episodes,
+            faults: if self.clean {
+                Faults::none()
+            } else {
+                Faults::default()
+            },
+            ..CohortConfig::default()
+        })
+    }
 }
 
 /// Where the ground truth goes: `--truth`, else beside a file output.

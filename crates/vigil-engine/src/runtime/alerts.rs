@@ -11,9 +11,12 @@
 //! Per key, rows in event-time order:
 //!
 //! - **raised**: a level alerts once the key's rows have stayed at or above it
-//!   for `persistence` of event time (default 0), or at once if the level is
-//!   `immediate` (default: the highest level), so one artefactual reading does
-//!   not page anyone while a high band does.
+//!   for `persistence` of event time (default 0), or sooner if the level is
+//!   `immediate` (default: the highest level): after `confirm` (default 0, the
+//!   first row), so one artefactual reading does not page anyone while a high
+//!   band does. With one score row a minute, `confirm = '1 minute'` asks for a
+//!   second row at that level: a motion artefact rarely lasts into the next
+//!   minute's reading; a deteriorating patient does.
 //! - **escalated**: while raised, a sustained level above the one last alerted
 //!   alerts at once (under the same persistence rule).
 //! - **repeated**: while raised, a level still sustained `cooldown` (default
@@ -59,6 +62,9 @@ pub struct AlertSettings {
     pub immediate_from: usize,
     /// How long a level must be sustained before it alerts (ms of event time).
     pub persistence_ms: i64,
+    /// How long an immediate level must be sustained before it alerts (ms; at
+    /// most the persistence).
+    pub confirm_ms: i64,
     /// How long after an alert a sustained level alerts again (ms).
     pub cooldown_ms: i64,
     /// How long the rows must stay below every level to resolve (ms).
@@ -67,8 +73,8 @@ pub struct AlertSettings {
     pub rule: String,
 }
 
-/// Columns the policy puts before the query's.
-const PREFIX: [&str; 6] = [
+/// Columns the policy puts before the query's in every alert event.
+pub const PREFIX: [&str; 6] = [
     "alert_id",
     "event",
     "rule",
@@ -148,6 +154,18 @@ impl AlertSettings {
             })?,
         };
         let persistence_ms = sink.duration_option("alert_persistence")?.unwrap_or(0);
+        let confirm_ms = sink.duration_option("alert_confirm")?.unwrap_or(0);
+        if confirm_ms > persistence_ms {
+            return Err(EngineError::sql(
+                line,
+                format!(
+                    "sink {}: alert_confirm ({} s) is longer than alert_persistence ({} s); immediate levels would alert later than the others",
+                    sink.name,
+                    confirm_ms / 1000,
+                    persistence_ms / 1000
+                ),
+            ));
+        }
         Ok(Some(AlertSettings {
             key,
             severity,
@@ -155,6 +173,7 @@ impl AlertSettings {
             levels,
             immediate_from,
             persistence_ms,
+            confirm_ms,
             cooldown_ms: sink
                 .duration_option("alert_cooldown")?
                 .unwrap_or(30 * 60_000),
@@ -344,7 +363,14 @@ fn step(s: &AlertSettings, state: &mut KeyState, level: Option<usize>, t: i64) -
     }
     // The highest level sustained long enough (or alerting at once).
     let sustained = (0..s.levels.len()).rev().find(|&l| {
-        state.since[l].is_some_and(|since| l >= s.immediate_from || t - since >= s.persistence_ms)
+        state.since[l].is_some_and(|since| {
+            let needed = if l >= s.immediate_from {
+                s.confirm_ms
+            } else {
+                s.persistence_ms
+            };
+            t - since >= needed
+        })
     });
     let event = |kind, level, first_seen| {
         Some(Event {
@@ -423,6 +449,7 @@ mod tests {
             levels: vec!["low-medium".into(), "medium".into(), "high".into()],
             immediate_from: 2,
             persistence_ms: persistence_min * MIN,
+            confirm_ms: 0,
             cooldown_ms: cooldown_min * MIN,
             resolve_after_ms: persistence_min * MIN,
             rule: "news2".into(),
@@ -513,6 +540,35 @@ mod tests {
                 ev(5, "escalated", "medium", 0),
                 ev(6, "escalated", "high", 0)
             ]
+        );
+    }
+
+    #[test]
+    fn a_confirmed_high_band_needs_a_second_minute_and_a_single_high_minute_pages_nobody() {
+        let s = AlertSettings {
+            confirm_ms: MIN,
+            ..settings(2, 30)
+        };
+        let rows = [
+            (0, Some("low")),
+            (1, Some("high")), // an SpO2 dip with a heart-rate jump
+            (2, Some("low")),
+            (3, Some("high")),
+            (4, Some("high")), // confirmed one minute on
+        ];
+        assert_eq!(run(s.clone(), &rows), vec![ev(4, "raised", "high", 3)]);
+        // Escalation waits for the same confirmation.
+        let rows = [
+            (0, Some("medium")),
+            (2, Some("medium")),
+            (3, Some("high")),
+            (4, Some("medium")),
+            (5, Some("high")),
+            (6, Some("high")),
+        ];
+        assert_eq!(
+            run(s, &rows),
+            vec![ev(2, "raised", "medium", 0), ev(6, "escalated", "high", 0)]
         );
     }
 

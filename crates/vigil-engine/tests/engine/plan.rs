@@ -246,3 +246,63 @@ impl PlanBlocking for Pipeline {
         }
     }
 }
+
+/// An alert sink over vitals graded by a CASE, with `options` added.
+fn alert_sink(options: &str) -> String {
+    format!(
+        "CREATE TABLE alerts WITH (connector = 'file', path = '-', format = 'json'{options});
+INSERT INTO alerts
+SELECT patient_id, observed_at, heart_rate,
+       CASE WHEN heart_rate > 130 THEN 'high' WHEN heart_rate > 110 THEN 'medium' END AS grade
+FROM vitals;"
+    )
+}
+
+#[test]
+fn alert_policy_options_are_checked_and_described() {
+    let keyed = ", alert_key = 'patient_id', alert_severity = 'grade', alert_time = 'observed_at'";
+    let p = plan(&alert_sink(&format!(
+        "{keyed}, alert_levels = 'medium,high', alert_persistence = '2 minutes', alert_confirm = '1 minute'"
+    )))
+    .expect("plans");
+    let a = p.jobs[0].alerts.as_ref().expect("an alert policy");
+    assert_eq!(
+        (a.levels.len(), a.immediate_from, a.persistence_ms, a.confirm_ms),
+        (2, 1, 120_000, 60_000)
+    );
+    assert_eq!((a.cooldown_ms, a.resolve_after_ms), (1_800_000, 120_000));
+    assert_eq!(a.rule, "alerts");
+    assert!(
+        p.describe().contains("immediate from high, confirmed after 60s"),
+        "{}",
+        p.describe()
+    );
+
+    for (options, expected) in [
+        (", alert_persistence = '2 minutes'".to_owned(), "alert_persistence needs alert_key"),
+        (
+            ", alert_key = 'patient_id', alert_severity = 'grade'".to_owned(),
+            "alert_time",
+        ),
+        (
+            ", alert_key = 'heart_rate', alert_severity = 'grade', alert_time = 'observed_at'".to_owned(),
+            "alert_key heart_rate must be TEXT",
+        ),
+        (
+            ", alert_key = 'patient_id', alert_severity = 'grade', alert_time = 'ward'".to_owned(),
+            "alert_time ward",
+        ),
+        (
+            format!("{keyed}, alert_immediate = 'critical'"),
+            "alert_immediate critical is not one of alert_levels",
+        ),
+        (
+            format!("{keyed}, alert_persistence = '1 minute', alert_confirm = '2 minutes'"),
+            "alert_confirm (120 s) is longer than alert_persistence (60 s)",
+        ),
+        (format!("{keyed}, alert_levels = ' , '"), "alert_levels names no level"),
+    ] {
+        let e = rejected(&alert_sink(&options));
+        assert!(e.contains(expected), "{options}: {e}");
+    }
+}

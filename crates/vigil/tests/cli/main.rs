@@ -2,6 +2,7 @@
 
 mod demo;
 mod docker;
+mod evaluate;
 mod kafka;
 mod simulate;
 
