@@ -1,9 +1,16 @@
--- NEWS2 alerts from the score stream of news2_per_patient.sql: a band of
--- low-medium or above alerts once it has held for 2 minutes (one artefactual
--- reading pages nobody), high alerts at once; a higher band escalates at once; a
--- band that stays alerts again after 30 minutes; back to low for 2 minutes
--- resolves. A score that could not be computed (a parameter missing) neither
--- raises nor resolves anything. Run as a second stage:
+-- NEWS2 alerts from the score stream of news2_per_patient.sql:
+-- - a band of low-medium or above alerts once it has held for 2 minutes (one
+--   artefactual reading pages nobody);
+-- - high alerts on its second minute (a motion artefact rarely lasts into the
+--   next minute's reading);
+-- - a higher band escalates under the same rules;
+-- - a band that stays alerts again after 60 minutes (NEWS2's minimum
+--   observation frequency for a medium score is hourly);
+-- - back to low for 30 minutes resolves, so that a patient hovering at a band
+--   edge is not paged again each time the score crosses it.
+-- `vigil evaluate` measured each choice (README, "vigil evaluate"). A score that
+-- could not be computed (a parameter missing) neither raises nor resolves
+-- anything. Run as a second stage:
 --   vigil run pipelines/news2_per_patient.sql --path vitals=vitals.jsonl | vigil run pipelines/news2_alerts.sql
 -- or over Kafka with --topic news2_scores=news2-scores --topic news2_alerts=news2-alerts.
 
@@ -33,8 +40,8 @@ CREATE TABLE news2_alerts WITH (
   connector = 'file', path = '-', format = 'json',
   alert_key = 'patient_id', alert_severity = 'news2_band', alert_time = 'scored_at',
   alert_levels = 'low-medium,medium,high', alert_immediate = 'high',
-  alert_persistence = '2 minutes', alert_confirm = '1 minute', alert_cooldown = '30 minutes',
-  alert_rule = 'news2'
+  alert_persistence = '2 minutes', alert_confirm = '1 minute', alert_cooldown = '60 minutes',
+  alert_resolve_after = '30 minutes', alert_rule = 'news2'
 );
 
 INSERT INTO news2_alerts

@@ -41,8 +41,8 @@ fn score_rows_become_alert_events_keyed_by_patient_and_counted() {
             ],
         ))
         .expect("plan");
-    // p1 is high at once (alerts at once); p2 is medium for one minute only
-    // (an artefact: no alert), then low.
+    // p1 is high for two minutes (confirmed on the second: one alert); p2 is
+    // medium for one minute only (an artefact: no alert), then low.
     let score = |patient: &str, minute: u32, band: &str, news2: u32| {
         format!(
             r#"{{"patient_id":"{patient}","ward":"w1","scored_at":"2026-11-24T10:{minute:02}:00Z","news2":{news2},"news2_band":"{band}"}}"#
@@ -88,6 +88,7 @@ fn score_rows_become_alert_events_keyed_by_patient_and_counted() {
     assert_eq!(alert["severity"], "high");
     assert_eq!(alert["rule"], "news2");
     assert_eq!(alert["news2"], 8);
+    assert_eq!(alert["scored_at"], "2026-11-24T10:01:00Z");
     assert_eq!(alert["alert_id"].as_str().map(str::len), Some(16));
     assert_eq!(
         sample(

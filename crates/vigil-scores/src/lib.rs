@@ -50,6 +50,7 @@ pub mod qsofa;
 pub mod reference;
 pub mod sheet;
 pub mod sirs;
+pub mod trend;
 pub mod udf;
 pub mod vitals;
 

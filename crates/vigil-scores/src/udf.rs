@@ -401,9 +401,13 @@ pub fn all_functions() -> Vec<ScalarUDF> {
         .collect()
 }
 
-/// Registers every score function with `ctx`.
+/// Registers every score function, and the trend aggregates of
+/// [`trend`](crate::trend), with `ctx`.
 pub fn register(ctx: &SessionContext) {
     for f in all_functions() {
         ctx.register_udf(f);
+    }
+    for f in crate::trend::udaf::functions() {
+        ctx.register_udaf(f);
     }
 }

@@ -267,25 +267,35 @@ fn alert_policy_options_are_checked_and_described() {
     .expect("plans");
     let a = p.jobs[0].alerts.as_ref().expect("an alert policy");
     assert_eq!(
-        (a.levels.len(), a.immediate_from, a.persistence_ms, a.confirm_ms),
+        (
+            a.levels.len(),
+            a.immediate_from,
+            a.persistence_ms,
+            a.confirm_ms
+        ),
         (2, 1, 120_000, 60_000)
     );
     assert_eq!((a.cooldown_ms, a.resolve_after_ms), (1_800_000, 120_000));
     assert_eq!(a.rule, "alerts");
     assert!(
-        p.describe().contains("immediate from high, confirmed after 60s"),
+        p.describe()
+            .contains("immediate from high, confirmed after 60s"),
         "{}",
         p.describe()
     );
 
     for (options, expected) in [
-        (", alert_persistence = '2 minutes'".to_owned(), "alert_persistence needs alert_key"),
+        (
+            ", alert_persistence = '2 minutes'".to_owned(),
+            "alert_persistence needs alert_key",
+        ),
         (
             ", alert_key = 'patient_id', alert_severity = 'grade'".to_owned(),
             "alert_time",
         ),
         (
-            ", alert_key = 'heart_rate', alert_severity = 'grade', alert_time = 'observed_at'".to_owned(),
+            ", alert_key = 'heart_rate', alert_severity = 'grade', alert_time = 'observed_at'"
+                .to_owned(),
             "alert_key heart_rate must be TEXT",
         ),
         (
@@ -300,7 +310,10 @@ fn alert_policy_options_are_checked_and_described() {
             format!("{keyed}, alert_persistence = '1 minute', alert_confirm = '2 minutes'"),
             "alert_confirm (120 s) is longer than alert_persistence (60 s)",
         ),
-        (format!("{keyed}, alert_levels = ' , '"), "alert_levels names no level"),
+        (
+            format!("{keyed}, alert_levels = ' , '"),
+            "alert_levels names no level",
+        ),
     ] {
         let e = rejected(&alert_sink(&options));
         assert!(e.contains(expected), "{options}: {e}");

@@ -6,3 +6,4 @@ mod edges;
 mod missing;
 mod property;
 mod sql;
+mod trend;
