@@ -26,11 +26,23 @@ fn scratch(name: &str) -> PathBuf {
 
 impl Instance {
     fn start(broker: &Broker, pipeline: &PathBuf, group: &str, name: &str) -> Instance {
+        Instance::start_with(broker, pipeline, group, name, &[])
+    }
+
+    /// [`Instance::start`] with more flags (`--topic`, `--with`).
+    fn start_with(
+        broker: &Broker,
+        pipeline: &PathBuf,
+        group: &str,
+        name: &str,
+        flags: &[&str],
+    ) -> Instance {
         let stderr = scratch(&format!("{name}.stderr"));
         let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .arg("run")
             .arg(pipeline)
             .args(["--brokers", broker.bootstrap(), "--group", group])
+            .args(flags)
             // tansu completes a join after about half the rebalance timeout.
             .args(["--kafka", "session.timeout.ms=6000"])
             .args(["--kafka", "heartbeat.interval.ms=1000"])
@@ -79,10 +91,15 @@ impl Instance {
 
 /// Waits until the instances own every partition between them, each some.
 fn wait_for_split(instances: &[&Instance]) {
+    wait_for_split_of(instances, PARTITIONS as usize);
+}
+
+/// [`wait_for_split`] of a topic with `partitions` partitions.
+fn wait_for_split_of(instances: &[&Instance], partitions: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let owned: Vec<usize> = instances.iter().map(|i| i.owned()).collect();
-        if owned.iter().all(|&n| n > 0) && owned.iter().sum::<usize>() == PARTITIONS as usize {
+        if owned.iter().all(|&n| n > 0) && owned.iter().sum::<usize>() == partitions {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -229,6 +246,208 @@ fn when_an_instance_is_killed_the_other_takes_over_and_no_window_is_missing() {
         count(&log_b, "partitions assigned") > count(&log_b, "revoked") + 1,
         "{log_b}"
     );
+}
+
+/// Two wards of 8 patients, each patient on a vitals partition of its own
+/// (patient i on partition i % 4), so that every ward's patients are spread over
+/// both instances of the first stage. A reading a minute for 6 hours; ward w01's
+/// patients breathe faster and faster.
+fn ward_readings() -> Vec<(i32, String, String, i64)> {
+    let start = vigil_tests::workload::BASE_MS - 8 * 3_600_000; // 00:00Z
+    let mut out = Vec::new();
+    for minute in 0..360_i64 {
+        for i in 0..16_usize {
+            let ward = if i < 8 { "w00" } else { "w01" };
+            let t = start + minute * 60_000 + (i as i64) * 1000;
+            let rr = if ward == "w01" {
+                16.0 + minute as f64 / 40.0 + (i % 3) as f64
+            } else {
+                15.0 + (i % 3) as f64
+            };
+            let payload = format!(
+                r#"{{"patient_id":"p{i:02}","ward":"{ward}","observed_at":{t},"received_at":{},"resp_rate":{rr},"spo2":97,"on_oxygen":false,"systolic_bp":{},"heart_rate":{},"consciousness":"A","temperature":36.9}}"#,
+                t + 500,
+                120 + (i % 5) * 3,
+                70 + (i % 7) * 4
+            );
+            out.push(((i % 4) as i32, format!("p{i:02}"), payload, t));
+        }
+    }
+    out
+}
+
+/// The shipped pipeline `name`.
+fn shipped(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines")).join(name)
+}
+
+#[test]
+fn ward_trends_are_right_when_a_wards_patients_are_spread_over_two_instances() {
+    let broker = Broker::start();
+    for (topic, partitions) in [
+        ("wt-vitals", 4),
+        ("wt-vitals.dead-letter", 1),
+        ("wt-vitals.progress", 4),
+        ("wt-scores", 2),
+        ("wt-scores.dead-letter", 1),
+        ("wt-scores.progress", 2),
+        ("wt-trends", 2),
+        ("wt-ward-alerts", 2),
+    ] {
+        broker.create_topic(topic, partitions);
+    }
+    // The second stage's watermark: scores of one minute come from both
+    // instances of the first, each at its own pace; the test feeds the vitals
+    // a simulated minute at a time, and the delay covers the instances'
+    // distance apart (a replay needs a delay as long as its instances can drift).
+    let trends_sql = std::fs::read_to_string(shipped("ward_trends.sql"))
+        .expect("ward_trends.sql")
+        .replace(
+            "WATERMARK FOR scored_at AS scored_at - INTERVAL '2' MINUTE",
+            "WATERMARK FOR scored_at AS scored_at - INTERVAL '30' MINUTE",
+        );
+    let trends_file = scratch("ward_trends.sql");
+    std::fs::write(&trends_file, trends_sql).expect("write pipeline");
+    let scoring = [
+        "--topic",
+        "vitals=wt-vitals",
+        "--topic",
+        "news2_scores=wt-scores",
+        "--with",
+        "news2_scores.key=ward",
+    ];
+    let trending = [
+        "--topic",
+        "news2_scores=wt-scores",
+        "--topic",
+        "ward_trends=wt-trends",
+        "--topic",
+        "ward_alerts=wt-ward-alerts",
+        "--with",
+        "ward_trends.key=ward",
+        "--with",
+        "news2_scores.idle_timeout=5s",
+    ];
+    let news2 = shipped("news2_per_patient.sql");
+    let s1 = Instance::start_with(&broker, &news2, "wt-scoring", "wt-scoring-a", &scoring);
+    let s2 = Instance::start_with(&broker, &news2, "wt-scoring", "wt-scoring-b", &scoring);
+    let t1 = Instance::start_with(&broker, &trends_file, "wt-trends", "wt-trends-a", &trending);
+    let t2 = Instance::start_with(&broker, &trends_file, "wt-trends", "wt-trends-b", &trending);
+    wait_for_split_of(&[&s1, &s2], 4);
+    wait_for_split_of(&[&t1, &t2], 2);
+
+    let readings = ward_readings();
+    for chunk in readings.chunks(16 * 2) {
+        let messages: Vec<_> = chunk
+            .iter()
+            .map(|(p, k, v, t)| (*p, Some(k.as_str()), v.as_str(), Some(*t)))
+            .collect();
+        broker.produce_timed("wt-vitals", &messages);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The same two stages over files: every window, closed at end of input.
+    let vitals = scratch("wt-vitals.jsonl");
+    let lines: Vec<&str> = readings.iter().map(|r| r.2.as_str()).collect();
+    std::fs::write(&vitals, lines.join("\n") + "\n").expect("write vitals");
+    let scores = scratch("wt-scores.jsonl");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("run")
+            .args(args)
+            .output()
+            .expect("vigil run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&[
+        news2.to_str().expect("path"),
+        "--path",
+        &format!("vitals={}", vitals.display()),
+        "--path",
+        &format!("news2_scores={}", scores.display()),
+    ]);
+    let trends = run(&[
+        shipped("ward_trends.sql").to_str().expect("path"),
+        "--path",
+        &format!("news2_scores={}", scores.display()),
+        "--path",
+        &format!("ward_alerts={}", scratch("wt-ward-alerts.jsonl").display()),
+    ]);
+    let expected: std::collections::BTreeMap<(String, String), serde_json::Value> =
+        String::from_utf8_lossy(&trends)
+            .lines()
+            .map(|l| {
+                let row: serde_json::Value = serde_json::from_str(l).expect("json");
+                let key = (row["ward"].to_string(), row["window_end"].to_string());
+                (key, row)
+            })
+            .collect();
+
+    // Windows ending by 05:15 close over Kafka (the watermark reaches 05:29).
+    let wanted = 2 * 21;
+    let received = broker.consume("wt-trends", Duration::from_secs(120), |r| r.len() >= wanted);
+    let logs: Vec<String> = [&s1, &s2, &t1, &t2].iter().map(|i| i.log()).collect();
+    assert!(
+        received.len() >= wanted,
+        "{} ward rows of {wanted}: {logs:#?}",
+        received.len()
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &received {
+        let row: serde_json::Value = serde_json::from_str(&r.payload).expect("json");
+        let key = (row["ward"].to_string(), row["window_end"].to_string());
+        assert_eq!(r.key.as_deref(), row["ward"].as_str(), "keyed by ward");
+        assert!(seen.insert(key.clone()), "{key:?} twice");
+        let want = expected
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} not in the file run"));
+        // Counts exactly; figures to rounding (the instances interleave rows).
+        for field in ["patients", "scores"] {
+            assert_eq!(row[field], want[field], "{key:?} {field}");
+        }
+        for field in [
+            "news2_mean",
+            "resp_rate_mean",
+            "news2_slope_per_hour",
+            "news2_mann_kendall_z",
+        ] {
+            let (a, b) = (row[field].as_f64(), want[field].as_f64());
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    assert!(
+                        (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                        "{key:?} {field}: {a} vs {b}"
+                    )
+                }
+                _ => assert_eq!(a, b, "{key:?} {field}"),
+            }
+        }
+    }
+    // A full window of w01's 8 patients, its rising respiration seen.
+    let w01 = received
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.payload).ok())
+        .find(|r| r["ward"] == "w01" && r["window_end"] == "2026-11-24T05:00:00Z")
+        .expect("w01's window ending 05:00");
+    assert_eq!(w01["patients"], 8);
+    assert!(
+        w01["news2_slope_per_hour"].as_f64().unwrap_or(0.0) > 0.0,
+        "{w01}"
+    );
+    let mut written = Vec::new();
+    for instance in [s1, s2, t1, t2] {
+        let (code, log) = instance.terminate();
+        assert_eq!(code, Some(0), "{log}");
+        assert_eq!(count(&log, "late rows"), 0, "{log}");
+        written.push(count(&log, "rows written"));
+    }
+    // Both instances of the first stage scored (each holds half of every ward).
+    assert!(written[0] > 0 && written[1] > 0, "{written:?}");
 }
 
 #[test]
