@@ -51,6 +51,16 @@ impl EventKind {
         }
     }
 
+    /// The name an alert sink writes (the inverse of [`EventKind::parse`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            EventKind::Raised => "raised",
+            EventKind::Escalated => "escalated",
+            EventKind::Repeated => "repeated",
+            EventKind::Resolved => "resolved",
+        }
+    }
+
     /// Whether the event asks someone to act (all but a resolution).
     pub fn is_alert(self) -> bool {
         self != EventKind::Resolved
@@ -277,6 +287,19 @@ mod tests {
             severity: "medium".to_owned(),
             at_ms,
         }
+    }
+
+    #[test]
+    fn event_names_parse_back_to_their_kind() {
+        for kind in [
+            EventKind::Raised,
+            EventKind::Escalated,
+            EventKind::Repeated,
+            EventKind::Resolved,
+        ] {
+            assert_eq!(EventKind::parse(kind.label()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("paged"), None);
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         &alerts,
     );
     let aims = Aims::of(&evaluation);
-    let context = Context_ {
+    let context = Report {
         config: &config,
         scores: &scores_name,
         alerts: &alerts_name,
@@ -144,14 +144,13 @@ fn plan(
     one(&scores, |j| &j.source.name, scores_name, "source table")?;
     one(&scores, |j| &j.sink.name, scores_name, "sink table")?;
     one(&alerts, |j| &j.source.name, alerts_name, "source table")?;
-    let alert_job = alerts
+    let (alert_job, settings) = alerts
         .jobs
         .iter()
-        .find(|j| j.alerts.is_some())
+        .find_map(|j| j.alerts.as_ref().map(|a| (j, a)))
         .ok_or_else(|| {
             format!("{alerts_name}: no sink with an alert policy (alert_key, alert_severity, alert_time)")
         })?;
-    let settings = alert_job.alerts.as_ref().ok_or("unreachable")?;
     let key_column = alert_job
         .output_schema
         .fields()
@@ -173,6 +172,7 @@ fn one(
     what: &str,
 ) -> Result<(), String> {
     let mut names: Vec<&String> = pipeline.jobs.iter().map(name).collect();
+    names.sort();
     names.dedup();
     match names.as_slice() {
         [_] => Ok(()),
@@ -376,8 +376,9 @@ fn verdict(aim: Option<bool>) -> &'static str {
     }
 }
 
-/// What the report says besides the evaluation.
-struct Context_<'a> {
+/// What the report says besides the evaluation: the cohort, the pipelines and
+/// the run's counts.
+struct Report<'a> {
     config: &'a CohortConfig,
     scores: &'a str,
     alerts: &'a str,
@@ -393,7 +394,7 @@ fn fmt_option(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-fn report_text(c: &Context_<'_>, e: &Evaluation, aims: &Aims) -> String {
+fn report_text(c: &Report<'_>, e: &Evaluation, aims: &Aims) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let hours = c.config.duration_ms as f64 / 3_600_000.0;
@@ -483,7 +484,7 @@ fn report_text(c: &Context_<'_>, e: &Evaluation, aims: &Aims) -> String {
     let kinds: Vec<String> = b
         .by_kind
         .iter()
-        .map(|(k, n)| format!("{} {n}", kind_label(*k)))
+        .map(|(k, n)| format!("{} {n}", k.label()))
         .collect();
     let severities: Vec<String> = b
         .by_severity
@@ -513,16 +514,7 @@ fn report_text(c: &Context_<'_>, e: &Evaluation, aims: &Aims) -> String {
     s
 }
 
-fn kind_label(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Raised => "raised",
-        EventKind::Escalated => "escalated",
-        EventKind::Repeated => "repeated",
-        EventKind::Resolved => "resolved",
-    }
-}
-
-fn report_json(c: &Context_<'_>, e: &Evaluation, aims: &Aims) -> Value {
+fn report_json(c: &Report<'_>, e: &Evaluation, aims: &Aims) -> Value {
     let b = &e.burden;
     let episodes: Vec<Value> = e
         .episodes
@@ -568,7 +560,7 @@ fn report_json(c: &Context_<'_>, e: &Evaluation, aims: &Aims) -> Value {
             "patient_days": b.patient_days,
             "per_patient_day": b.per_patient_day(),
             "new_per_patient_day": b.new_per_patient_day(),
-            "by_event": b.by_kind.iter().map(|(k, n)| (kind_label(*k).to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "by_event": b.by_kind.iter().map(|(k, n)| (k.label().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "by_severity": b.by_severity,
             "patients": b.patients,
             "most_for_one_patient": b.most_for_one_patient,
