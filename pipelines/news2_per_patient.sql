@@ -70,15 +70,30 @@ SELECT
   round_at
 FROM latest;
 
--- The score, its band, and the readings it was computed from with their times.
+-- The score, its band and what could be scored, with the detail behind them:
+-- each parameter's points on the chart (0 to 3; NULL when the parameter is
+-- missing) and the readings with their times.
+CREATE VIEW scored AS
+SELECT
+  *,
+  news2_detail(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS detail
+FROM current;
+
 INSERT INTO news2_scores
 SELECT
   patient_id,
   ward,
   scored_at,
-  news2(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature)         AS news2,
-  news2_band(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature)    AS news2_band,
-  news2_partial(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS news2_partial,
+  detail['score']                        AS news2,
+  detail['band']                         AS news2_band,
+  detail['partial']                      AS news2_partial,
+  detail['subscores']['resp_rate']       AS resp_rate_score,
+  detail['subscores']['spo2']            AS spo2_score,
+  detail['subscores']['air_or_oxygen']   AS air_or_oxygen_score,
+  detail['subscores']['systolic_bp']     AS systolic_bp_score,
+  detail['subscores']['heart_rate']      AS heart_rate_score,
+  detail['subscores']['consciousness']   AS consciousness_score,
+  detail['subscores']['temperature']     AS temperature_score,
   resp_rate, resp_rate_at, spo2, spo2_at, spo2_scale, on_oxygen, systolic_bp, systolic_bp_at,
   heart_rate, heart_rate_at, consciousness, temperature, round_at
-FROM current;
+FROM scored;

@@ -208,6 +208,9 @@ pub struct Job {
 /// A planned pipeline: every job, with the DataFusion context that planned it (and
 /// that turns its expressions into physical ones).
 pub struct Pipeline {
+    /// The pipeline's name: in every alert it raises (`vigil run` names a
+    /// pipeline after its file's stem).
+    pub name: String,
     /// The declarations.
     pub def: PipelineDef,
     /// One job per INSERT.
@@ -219,6 +222,7 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
+            .field("name", &self.name)
             .field("def", &self.def)
             .field("jobs", &self.jobs)
             .finish_non_exhaustive()
@@ -293,8 +297,20 @@ pub fn session() -> SessionContext {
     ctx
 }
 
+/// The name of the pipeline in the file at `path`: its stem
+/// (`pipelines/news2_alerts.sql` is `news2_alerts`), or [`UNNAMED`].
+pub fn name_of(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| UNNAMED.to_owned())
+}
+
+/// The name of a pipeline planned without one.
+pub const UNNAMED: &str = "pipeline";
+
 impl Pipeline {
-    /// Parses, checks and plans a pipeline file.
+    /// Parses, checks and plans a pipeline file (named [`UNNAMED`]).
     pub async fn plan(sql: &str) -> Result<Pipeline> {
         Pipeline::plan_with(sql, &[]).await
     }
@@ -303,6 +319,12 @@ impl Pipeline {
     /// the same pipeline file over other files or topics (`vigil run --topic`,
     /// `vigil demo`). Naming a table the file does not declare is an error.
     pub async fn plan_with(sql: &str, bindings: &[Binding]) -> Result<Pipeline> {
+        Pipeline::plan_named(UNNAMED, sql, bindings).await
+    }
+
+    /// [`plan_with`](Self::plan_with), naming the pipeline (see
+    /// [`name_of`]).
+    pub async fn plan_named(name: &str, sql: &str, bindings: &[Binding]) -> Result<Pipeline> {
         let mut def = PipelineDef::parse(sql)?;
         for binding in bindings {
             binding.apply(&mut def)?;
@@ -337,7 +359,7 @@ impl Pipeline {
                 .ok_or_else(|| EngineError::sql(insert.line, format!("no sink {}", insert.sink)))?;
             check_windows(&stages, &source, insert.line)?;
             let query_schema = Arc::clone(plan.schema().inner());
-            let alerts = AlertSettings::of(&sink, &query_schema, insert.line)?;
+            let alerts = AlertSettings::of(&sink, &query_schema, name, insert.line)?;
             let output_schema = match &alerts {
                 Some(_) => AlertSettings::output_schema(&query_schema),
                 None => query_schema,
@@ -355,7 +377,12 @@ impl Pipeline {
                 time,
             });
         }
-        Ok(Pipeline { def, jobs, ctx })
+        Ok(Pipeline {
+            name: name.to_owned(),
+            def,
+            jobs,
+            ctx,
+        })
     }
 
     /// A readable description of the streaming plan, for `vigil check`.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use vigil_engine::plan::Pipeline;
+use vigil_engine::plan::{Pipeline, name_of};
 
 use crate::cli::CheckArgs;
 use crate::exit;
@@ -15,7 +15,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the planner")?;
-    match runtime.block_on(Pipeline::plan_with(&sql, &args.tables.bindings())) {
+    match runtime.block_on(Pipeline::plan_named(
+        &name_of(&args.pipeline),
+        &sql,
+        &args.tables.bindings(),
+    )) {
         Ok(pipeline) => {
             print!("{}", pipeline.describe());
             println!("{path}: ok");

@@ -17,9 +17,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use vigil_engine::EngineError;
 use vigil_engine::files::JsonLinesSource;
-use vigil_engine::plan::{Job, Pipeline};
+use vigil_engine::plan::{Job, Pipeline, name_of};
 use vigil_engine::run::{Outputs, RunReport, run_sources};
-use vigil_engine::runtime::alerts::PREFIX;
 use vigil_sim::evaluation::{AlertEvent, Evaluation, EventKind, evaluate};
 use vigil_sim::json::{self as sim_json, Shape};
 use vigil_sim::{CohortConfig, Simulation};
@@ -59,10 +58,9 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
-    let (scores_name, scores_sql) =
-        load(args.scores.as_deref(), "news2_per_patient.sql", SCORES_SQL)?;
-    let (alerts_name, alerts_sql) = load(args.alerts.as_deref(), "news2_alerts.sql", ALERTS_SQL)?;
-    let stages = match plan(&scores_name, &scores_sql, &alerts_name, &alerts_sql) {
+    let scores_file = load(args.scores.as_deref(), "news2_per_patient.sql", SCORES_SQL)?;
+    let alerts_file = load(args.alerts.as_deref(), "news2_alerts.sql", ALERTS_SQL)?;
+    let stages = match plan(&scores_file, &alerts_file) {
         Ok(stages) => stages,
         Err(message) => {
             eprintln!("vigil evaluate: {message}");
@@ -86,8 +84,8 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let aims = Aims::of(&evaluation);
     let context = Report {
         config: &config,
-        scores: &scores_name,
-        alerts: &alerts_name,
+        scores: &scores_file.label,
+        alerts: &alerts_file.label,
         outcome: &outcome,
         events: alerts.len(),
     };
@@ -104,15 +102,30 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A pipeline's name and text: the file given, or the shipped one.
-fn load(path: Option<&Path>, shipped: &str, text: &str) -> anyhow::Result<(String, String)> {
+fn load(path: Option<&Path>, shipped: &str, text: &str) -> anyhow::Result<Source> {
     match path {
-        Some(path) => {
-            let sql = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Ok((path.display().to_string(), sql))
-        }
-        None => Ok((format!("{shipped} (shipped)"), text.to_owned())),
+        Some(path) => Ok(Source {
+            label: path.display().to_string(),
+            name: name_of(path),
+            sql: std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        }),
+        None => Ok(Source {
+            label: format!("{shipped} (shipped)"),
+            name: name_of(Path::new(shipped)),
+            sql: text.to_owned(),
+        }),
     }
+}
+
+/// A pipeline file to evaluate.
+struct Source {
+    /// How messages name it: its path, or the shipped file's name.
+    label: String,
+    /// The pipeline's name (its file's stem), in the alerts it raises.
+    name: String,
+    /// Its text.
+    sql: String,
 }
 
 /// The two planned stages and how they join.
@@ -126,21 +139,18 @@ struct Stages {
 /// Plans both pipelines and checks that they fit: the scoring pipeline reads
 /// one source and writes one sink; the alert pipeline reads one source and
 /// writes alert events.
-fn plan(
-    scores_name: &str,
-    scores_sql: &str,
-    alerts_name: &str,
-    alerts_sql: &str,
-) -> Result<Stages, String> {
+fn plan(scores: &Source, alerts: &Source) -> Result<Stages, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| format!("starting the planner: {e}"))?;
-    let scores = runtime
-        .block_on(Pipeline::plan(scores_sql))
-        .map_err(|e| format!("{scores_name}: {e}"))?;
-    let alerts = runtime
-        .block_on(Pipeline::plan(alerts_sql))
-        .map_err(|e| format!("{alerts_name}: {e}"))?;
+    let planned = |source: &Source| {
+        runtime
+            .block_on(Pipeline::plan_named(&source.name, &source.sql, &[]))
+            .map_err(|e| format!("{}: {e}", source.label))
+    };
+    let (scores_name, alerts_name) = (&scores.label, &alerts.label);
+    let scores = planned(scores)?;
+    let alerts = planned(alerts)?;
     one(&scores, |j| &j.source.name, scores_name, "source table")?;
     one(&scores, |j| &j.sink.name, scores_name, "sink table")?;
     one(&alerts, |j| &j.source.name, alerts_name, "source table")?;
@@ -152,9 +162,10 @@ fn plan(
             format!("{alerts_name}: no sink with an alert policy (alert_key, alert_severity, alert_time)")
         })?;
     let key_column = alert_job
-        .output_schema
+        .logical_plan
+        .schema()
         .fields()
-        .get(PREFIX.len() + settings.key)
+        .get(settings.key)
         .map(|f| f.name().clone())
         .ok_or_else(|| format!("{alerts_name}: the alert key column is missing"))?;
     Ok(Stages {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use vigil_engine::EngineError;
-use vigil_engine::plan::Pipeline;
+use vigil_engine::plan::{Pipeline, name_of};
 use vigil_engine::run::{Outputs, RunOptions, run_files};
 
 use crate::cli::RunArgs;
@@ -19,7 +19,11 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the planner")?;
-    let pipeline = match runtime.block_on(Pipeline::plan_with(&sql, &args.tables.bindings())) {
+    let pipeline = match runtime.block_on(Pipeline::plan_named(
+        &name_of(&args.pipeline),
+        &sql,
+        &args.tables.bindings(),
+    )) {
         Ok(p) => p,
         Err(e @ EngineError::Binding(_)) => {
             eprintln!("vigil run: {e}");

@@ -31,12 +31,8 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
         eprintln!("{path}: its tables are Kafka topics: give --brokers (or VIGIL_BROKERS)");
         return Ok(ExitCode::from(exit::INVALID_PIPELINE));
     };
-    // The file's stem names the pipeline in metrics and its default group.
-    let name = args
-        .pipeline
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The file's stem names the pipeline in metrics, alerts and its default group.
+    let name = &pipeline.name;
     let group = args
         .group
         .clone()
@@ -57,7 +53,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     };
 
     let registry = prometheus::Registry::new();
-    let mut run = run.with_metrics(RunMetrics::new(&registry, &name)?);
+    let mut run = run.with_metrics(RunMetrics::new(&registry, name)?);
     let endpoints = Endpoints::new(registry, vec![run.live()])?;
     let http = args.http.as_deref().unwrap_or(&file.http.listen);
     let server = crate::http::serve("vigil run", http, endpoints)?;

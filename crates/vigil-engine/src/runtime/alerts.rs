@@ -24,10 +24,11 @@
 //! - **resolved**: once the rows have stayed below every level for
 //!   `resolve_after` (default: the persistence).
 //!
-//! Each event is one output row: `alert_id` (deterministic: a hash of the rule,
-//! key, event, level and times, so that a consumer drops the duplicates a
-//! failover replays), `event`, `rule` (option `alert_rule`, default the sink's
-//! name), `severity` (the level alerted; for `resolved`, the last one), the
+//! Each event is one output row: `alert_id` (deterministic: a hash of the
+//! pipeline, rule, key, event, level and times, so that a consumer drops the
+//! duplicates a failover replays), `event`, `pipeline` (the name the pipeline
+//! was planned under: `vigil run` uses the file's stem), `rule` (option
+//! `alert_rule`, default the sink's name), `severity` (the level alerted; for `resolved`, the last one), the
 //! episode's `first_seen` (its first row at an alerting level) and the row's time
 //! as `last_seen`, then every column of the row that caused it (score,
 //! sub-scores, readings). Nothing here is specific to NEWS2.
@@ -71,12 +72,16 @@ pub struct AlertSettings {
     pub resolve_after_ms: i64,
     /// The rule's name, in every alert.
     pub rule: String,
+    /// The pipeline's name, in every alert: which of a hospital's pipelines
+    /// raised it.
+    pub pipeline: String,
 }
 
 /// Columns the policy puts before the query's in every alert event.
-pub const PREFIX: [&str; 6] = [
+pub const PREFIX: [&str; 7] = [
     "alert_id",
     "event",
+    "pipeline",
     "rule",
     "severity",
     "first_seen",
@@ -84,9 +89,15 @@ pub const PREFIX: [&str; 6] = [
 ];
 
 impl AlertSettings {
-    /// The settings of `sink` over rows of `query` (None when the sink has no
-    /// `alert_key`); an error names what is wrong.
-    pub fn of(sink: &TableDecl, query: &Schema, line: u64) -> Result<Option<AlertSettings>> {
+    /// The settings of `sink` over rows of `query` in the pipeline named
+    /// `pipeline` (None when the sink has no `alert_key`); an error names what is
+    /// wrong.
+    pub fn of(
+        sink: &TableDecl,
+        query: &Schema,
+        pipeline: &str,
+        line: u64,
+    ) -> Result<Option<AlertSettings>> {
         if sink.option(ALERT_KEY).is_none() {
             for option in sink.options.keys() {
                 if option.starts_with("alert_") {
@@ -184,12 +195,13 @@ impl AlertSettings {
                 .option("alert_rule")
                 .unwrap_or(sink.name.as_str())
                 .to_owned(),
+            pipeline: pipeline.to_owned(),
         }))
     }
 
     /// The schema of the alerts: the policy's columns, then the query's.
     pub fn output_schema(query: &Schema) -> SchemaRef {
-        let mut fields: Vec<Field> = PREFIX[..4]
+        let mut fields: Vec<Field> = PREFIX[..5]
             .iter()
             .map(|name| Field::new(*name, DataType::Utf8, false))
             .collect();
@@ -308,8 +320,7 @@ impl AlertPolicy {
             .map(|e| {
                 let key = keys.value(e.row as usize);
                 Some(alert_id(
-                    &s.rule,
-                    key,
+                    [&s.pipeline, &s.rule, key],
                     e.kind,
                     &s.levels[e.level],
                     e.first_seen,
@@ -320,6 +331,9 @@ impl AlertPolicy {
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(ids),
             Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.kind))),
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|_| s.pipeline.as_str()),
+            )),
             Arc::new(StringArray::from_iter_values(
                 events.iter().map(|_| s.rule.as_str()),
             )),
@@ -416,9 +430,12 @@ fn step(s: &AlertSettings, state: &mut KeyState, level: Option<usize>, t: i64) -
 
 /// A stable 64-bit FNV-1a hash of the event's identity, as 16 hex digits: the
 /// same input gives the same id on every instance and every run.
-fn alert_id(rule: &str, key: &str, kind: &str, level: &str, first_seen: i64, at: i64) -> String {
+/// `who` is the pipeline, the rule and the key.
+fn alert_id(who: [&str; 3], kind: &str, level: &str, first_seen: i64, at: i64) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts: [&[u8]; 6] = [
+    let [pipeline, rule, key] = who;
+    let parts: [&[u8]; 7] = [
+        pipeline.as_bytes(),
         rule.as_bytes(),
         key.as_bytes(),
         kind.as_bytes(),
@@ -453,6 +470,7 @@ mod tests {
             cooldown_ms: cooldown_min * MIN,
             resolve_after_ms: persistence_min * MIN,
             rule: "news2".into(),
+            pipeline: "news2_alerts".into(),
         }
     }
 
@@ -481,15 +499,23 @@ mod tests {
         let Some(out) = policy.apply(&batch).expect("apply") else {
             return Vec::new();
         };
-        let text = |c: usize, r: usize| out.column(c).as_string::<i32>().value(r).to_owned();
-        let time = |c: usize, r: usize| {
-            out.column(c)
+        let column = |name: &str| out.column_by_name(name).expect("alert column");
+        let text = |c: &str, r: usize| column(c).as_string::<i32>().value(r).to_owned();
+        let time = |c: &str, r: usize| {
+            column(c)
                 .as_primitive::<TimestampMillisecondType>()
                 .value(r)
                 / MIN
         };
+        for r in 0..out.num_rows() {
+            assert_eq!(text("pipeline", r), "news2_alerts");
+            assert_eq!(text("rule", r), "news2");
+        }
         (0..out.num_rows())
-            .map(|r| (time(5, r), text(1, r), text(3, r), time(4, r)))
+            .map(|r| {
+                let when = (time("last_seen", r), time("first_seen", r));
+                (when.0, text("event", r), text("severity", r), when.1)
+            })
             .collect()
     }
 
@@ -627,16 +653,21 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
-        let a = alert_id("news2", "p1", "raised", "high", 0, 60_000);
-        assert_eq!(a, alert_id("news2", "p1", "raised", "high", 0, 60_000));
+        let id =
+            |pipeline, rule, key, kind, at| alert_id([pipeline, rule, key], kind, "high", 0, at);
+        let a = id("news2_alerts", "news2", "p1", "raised", 60_000);
+        assert_eq!(a, id("news2_alerts", "news2", "p1", "raised", 60_000));
         assert_eq!(a.len(), 16);
-        assert_ne!(a, alert_id("news2", "p2", "raised", "high", 0, 60_000));
-        assert_ne!(a, alert_id("news2", "p1", "resolved", "high", 0, 60_000));
-        assert_ne!(a, alert_id("news2", "p1", "raised", "high", 0, 120_000));
+        assert_ne!(a, id("news2_alerts", "news2", "p2", "raised", 60_000));
+        assert_ne!(a, id("news2_alerts", "news2", "p1", "resolved", 60_000));
+        assert_ne!(a, id("news2_alerts", "news2", "p1", "raised", 120_000));
+        assert_ne!(a, id("news2_alerts", "mews", "p1", "raised", 60_000));
+        // The same rule in another pipeline is another alert.
+        assert_ne!(a, id("icu_alerts", "news2", "p1", "raised", 60_000));
         // Field boundaries count: ("ab", "c") is not ("a", "bc").
         assert_ne!(
-            alert_id("ab", "c", "raised", "high", 0, 0),
-            alert_id("a", "bc", "raised", "high", 0, 0)
+            id("x", "ab", "c", "raised", 0),
+            id("x", "a", "bc", "raised", 0)
         );
     }
 }

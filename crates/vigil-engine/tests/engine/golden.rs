@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{plan, run};
+use vigil_engine::plan::Pipeline;
+
+use crate::harness::{plan_file, run};
 
 fn pipelines_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines")
@@ -74,33 +76,45 @@ fn every_shipped_pipeline_matches_its_recorded_output() {
     files.sort();
     assert!(files.len() >= 2, "pipelines/ holds the shipped pipelines");
     // A pipeline may read what another writes (a second stage): its input is
-    // then that pipeline's recorded output.
+    // then that pipeline's recorded output, so it runs after that pipeline (and
+    // one blessing run records both stages).
+    let mut pending: Vec<(String, Pipeline)> = files
+        .iter()
+        .map(|file| {
+            let stem = file
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
+            (stem, plan_file(file))
+        })
+        .collect();
     let mut written = BTreeMap::new();
-    for file in &files {
-        let stem = file
-            .file_stem()
-            .expect("stem")
-            .to_string_lossy()
-            .into_owned();
-        let p = plan(&std::fs::read_to_string(file).expect("read pipeline"));
+    for (stem, p) in &pending {
         for job in &p.jobs {
             written.insert(
                 job.sink.name.clone(),
-                testdata.join(expected_name(&stem, &p, job)),
+                testdata.join(expected_name(stem, p, job)),
             );
         }
     }
+    let recorded = |source: &str| testdata.join(format!("{source}.jsonl"));
     let mut failures = Vec::new();
-    for file in files {
-        let stem = file
-            .file_stem()
-            .expect("stem")
-            .to_string_lossy()
-            .into_owned();
-        let p = plan(&std::fs::read_to_string(&file).expect("read pipeline"));
+    while !pending.is_empty() {
+        let writes = |p: &Pipeline, table: &str| p.jobs.iter().any(|j| j.sink.name == table);
+        let ready = pending
+            .iter()
+            .position(|(_, p)| {
+                p.jobs.iter().all(|j| {
+                    recorded(&j.source.name).exists()
+                        || !pending.iter().any(|(_, q)| writes(q, &j.source.name))
+                })
+            })
+            .expect("pipelines/ holds no cycle of stages");
+        let (stem, p) = pending.remove(ready);
         let mut inputs = BTreeMap::new();
         for job in &p.jobs {
-            let recorded = testdata.join(format!("{}.jsonl", job.source.name));
+            let recorded = recorded(&job.source.name);
             let input = match written.get(&job.source.name) {
                 Some(upstream) if !recorded.exists() => upstream.clone(),
                 _ => recorded,
@@ -148,10 +162,7 @@ fn every_shipped_pipeline_matches_its_recorded_output() {
 /// millisecond more does not (the score is then NULL, never normal).
 #[test]
 fn the_news2_pipeline_scores_each_parameter_only_while_it_is_current() {
-    let p = plan(
-        &std::fs::read_to_string(pipelines_dir().join("news2_per_patient.sql"))
-            .expect("read pipeline"),
-    );
+    let p = plan_file(&pipelines_dir().join("news2_per_patient.sql"));
     // Scored at 13:00: the window [08:00, 13:00) holds every row below.
     let at = |hh_mm_ss_ms: &str| format!("2026-11-24T{hh_mm_ss_ms}Z");
     let row = |patient: &str, time: &str, fields: &str| {
@@ -202,5 +213,59 @@ fn the_news2_pipeline_scores_each_parameter_only_while_it_is_current() {
             "{stale}: a parameter out of date is missing: {s}"
         );
         assert!(s["news2_band"].is_null(), "{stale}: {s}");
+    }
+}
+
+/// Every NEWS2 alert says what a ward team and a deduplicating consumer need:
+/// its id, event, pipeline, rule, severity, the patient and ward, the score with
+/// each parameter's points (summing to it), the readings with their times, and
+/// when the episode was first and last seen.
+#[test]
+fn a_news2_alert_carries_the_score_its_sub_scores_readings_and_pipeline() {
+    let text =
+        std::fs::read_to_string(pipelines_dir().join("testdata/news2_alerts.expected.jsonl"))
+            .expect("recorded alerts");
+    let alerts: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(!alerts.is_empty(), "the recorded run raises alerts");
+    let sub_scores = [
+        "resp_rate_score",
+        "spo2_score",
+        "air_or_oxygen_score",
+        "systolic_bp_score",
+        "heart_rate_score",
+        "consciousness_score",
+        "temperature_score",
+    ];
+    for a in &alerts {
+        for field in ["alert_id", "event", "severity", "patient_id", "ward"] {
+            assert!(a[field].is_string(), "{field} in {a}");
+        }
+        assert_eq!(a["pipeline"], "news2_alerts", "{a}");
+        assert_eq!(a["rule"], "news2", "{a}");
+        assert!(a["first_seen"].as_str() <= a["last_seen"].as_str(), "{a}");
+        let points: u64 = sub_scores
+            .iter()
+            .map(|s| a[s].as_u64().unwrap_or_else(|| panic!("{s} in {a}")))
+            .sum();
+        assert_eq!(
+            Some(points),
+            a["news2"].as_u64(),
+            "sub-scores sum to the score: {a}"
+        );
+        for (reading, at) in [
+            ("resp_rate", "resp_rate_at"),
+            ("spo2", "spo2_at"),
+            ("systolic_bp", "systolic_bp_at"),
+            ("heart_rate", "heart_rate_at"),
+            ("temperature", "round_at"),
+        ] {
+            assert!(
+                a[reading].is_number() && a[at].is_string(),
+                "{reading} in {a}"
+            );
+        }
     }
 }

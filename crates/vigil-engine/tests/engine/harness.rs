@@ -36,10 +36,21 @@ impl Captured {
 
 /// Plans a pipeline.
 pub fn plan(sql: &str) -> Pipeline {
+    plan_named(vigil_engine::plan::UNNAMED, sql)
+}
+
+/// Plans the pipeline file at `path`, named after it as `vigil run` names it.
+pub fn plan_file(path: &std::path::Path) -> Pipeline {
+    let sql =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    plan_named(&vigil_engine::plan::name_of(path), &sql)
+}
+
+fn plan_named(name: &str, sql: &str) -> Pipeline {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
-        .block_on(Pipeline::plan(sql))
+        .block_on(Pipeline::plan_named(name, sql, &[]))
         .unwrap_or_else(|e| panic!("plan failed: {e}"))
 }
 

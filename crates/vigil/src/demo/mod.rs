@@ -181,11 +181,11 @@ fn check(args: &DemoArgs) -> Result<(), String> {
 }
 
 /// Plans a compiled-in pipeline with its tables made the demo's topics.
-fn plan(sql: &str, bindings: &[Binding]) -> anyhow::Result<Pipeline> {
+fn plan(name: &str, sql: &str, bindings: &[Binding]) -> anyhow::Result<Pipeline> {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the planner")?
-        .block_on(Pipeline::plan_with(sql, bindings))
+        .block_on(Pipeline::plan_named(name, sql, bindings))
         .context("planning a shipped pipeline")
 }
 
@@ -207,6 +207,7 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
         wards: format!("{prefix}ward-summary"),
     };
     let news2 = plan(
+        "news2_per_patient",
         NEWS2_SQL,
         &[
             Binding::topic("vitals", &topics.vitals),
@@ -215,6 +216,7 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
         ],
     )?;
     let alerts = plan(
+        "news2_alerts",
         ALERTS_SQL,
         &[
             Binding::topic("news2_scores", &topics.news2),
@@ -223,6 +225,7 @@ pub fn run(args: &DemoArgs, file: &Config) -> anyhow::Result<ExitCode> {
         ],
     )?;
     let wards = plan(
+        "ward_summary",
         WARDS_SQL,
         &[
             Binding::topic("vitals", &topics.vitals),
