@@ -37,11 +37,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt32Array,
 };
 use arrow::compute::take;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 
+use super::checkpoint;
 use crate::error::{EngineError, Result};
 use crate::sql::ddl::{TableDecl, event_time_type};
 
@@ -361,6 +363,95 @@ impl AlertPolicy {
     }
 }
 
+/// Role of the policy's part in a checkpoint (see [`crate::runtime::checkpoint`]).
+pub(crate) const CHECKPOINT_ROLE: &str = "alert_policy";
+
+impl AlertPolicy {
+    /// The policy's state as one checkpoint part: per key, the alert in force
+    /// (level, first seen, last alert), since when each level has held and since
+    /// when every row has been below them. A failover that restores it neither
+    /// raises again an alert in force nor forgets a level building up.
+    pub fn export(&self) -> Result<RecordBatch> {
+        let levels = self.settings.levels.len();
+        let mut keys: Vec<(&String, &KeyState)> = self.keys.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0)); // the same state, the same bytes
+        let active = |f: fn(&Active) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter(
+                keys.iter().map(|(_, k)| k.active.as_ref().map(f)),
+            ))
+        };
+        let mut fields = vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("level", DataType::Int64, true),
+            Field::new("first_seen", DataType::Int64, true),
+            Field::new("last_alert", DataType::Int64, true),
+            Field::new("below_since", DataType::Int64, true),
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|(k, _)| k.as_str()),
+            )),
+            active(|a| a.level as i64),
+            active(|a| a.first_seen),
+            active(|a| a.last_alert),
+            Arc::new(Int64Array::from_iter(
+                keys.iter().map(|(_, k)| k.below_since),
+            )),
+        ];
+        for l in 0..levels {
+            fields.push(Field::new(format!("since_{l}"), DataType::Int64, true));
+            columns.push(Arc::new(Int64Array::from_iter(
+                keys.iter().map(|(_, k)| k.since.get(l).copied().flatten()),
+            )));
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        checkpoint::tagged(batch, CHECKPOINT_ROLE, 0)
+    }
+
+    /// Takes the state of a part written by [`export`](Self::export) by a
+    /// policy with the same levels.
+    pub fn restore(&mut self, part: &RecordBatch) -> Result<()> {
+        let levels = self.settings.levels.len();
+        let bad = |what: &str| EngineError::Checkpoint(format!("alert policy state: {what}"));
+        if part.num_columns() != 5 + levels {
+            return Err(bad("another number of levels"));
+        }
+        let keys = part
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad("keys"))?;
+        let times: Vec<&Int64Array> = part.columns()[1..]
+            .iter()
+            .map(|c| {
+                c.as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| bad("times"))
+            })
+            .collect::<Result<_>>()?;
+        let get = |c: usize, row: usize| (!times[c].is_null(row)).then(|| times[c].value(row));
+        for row in 0..part.num_rows() {
+            let active = match (get(0, row), get(1, row), get(2, row)) {
+                (Some(level), Some(first_seen), Some(last_alert)) => Some(Active {
+                    level: usize::try_from(level)
+                        .ok()
+                        .filter(|&l| l < levels)
+                        .ok_or_else(|| bad("a level out of range"))?,
+                    first_seen,
+                    last_alert,
+                }),
+                (None, None, None) => None,
+                _ => return Err(bad("a partial alert")),
+            };
+            let state = KeyState {
+                active,
+                since: (0..levels).map(|l| get(4 + l, row)).collect(),
+                below_since: get(3, row),
+            };
+            self.keys.insert(keys.value(row).to_owned(), state);
+        }
+        Ok(())
+    }
+}
+
 /// One row of a key: its level (None: below every level) at time `t`.
 fn step(s: &AlertSettings, state: &mut KeyState, level: Option<usize>, t: i64) -> Option<Event> {
     for (l, since) in state.since.iter_mut().enumerate() {
@@ -649,6 +740,49 @@ mod tests {
         );
         // NULL grades alone never raise anything.
         assert!(run(settings(0, 30), &[(0, None), (1, None)]).is_empty());
+    }
+
+    #[test]
+    fn policy_state_round_trips_and_other_levels_are_refused() {
+        let query = Schema::new(vec![
+            Field::new("patient_id", DataType::Utf8, false),
+            Field::new("news2_band", DataType::Utf8, true),
+            Field::new("scored_at", event_time_type(), false),
+        ]);
+        let schema = AlertSettings::output_schema(&query);
+        let mut policy = AlertPolicy::new(Arc::new(settings(2, 30)), Arc::clone(&schema));
+        let batch = RecordBatch::try_new(
+            Arc::new(query),
+            vec![
+                Arc::new(StringArray::from(vec!["p1", "p1", "p1", "p2"])),
+                Arc::new(StringArray::from(vec![
+                    "medium",
+                    "medium",
+                    "medium",
+                    "low-medium",
+                ])),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![0, MIN, 2 * MIN, 2 * MIN])
+                        .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .expect("batch");
+        assert!(policy.apply(&batch).expect("apply").is_some(), "p1 raised");
+        let part = policy.export().expect("export");
+        assert_eq!(part.num_rows(), 2, "p1 alerting, p2 building up");
+        let mut restored = AlertPolicy::new(Arc::new(settings(2, 30)), Arc::clone(&schema));
+        restored.restore(&part).expect("restore");
+        assert_eq!(restored.export().expect("export"), part);
+        let fewer = AlertSettings {
+            levels: vec!["medium".into(), "high".into()],
+            ..settings(2, 30)
+        };
+        let mut other = AlertPolicy::new(Arc::new(fewer), schema);
+        assert!(matches!(
+            other.restore(&part),
+            Err(EngineError::Checkpoint(_))
+        ));
     }
 
     #[test]

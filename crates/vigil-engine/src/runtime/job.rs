@@ -229,9 +229,10 @@ impl JobRunner {
             policies: BTreeMap::new(),
             counters: JobCounters::default(),
             fingerprint: checkpoint::fingerprint(&format!(
-                "{}\n{}",
+                "{}\n{}\n{:?}",
                 job.sink.name,
-                job.logical_plan.display_indent_schema()
+                job.logical_plan.display_indent_schema(),
+                job.alerts
             )),
         })
     }
@@ -291,9 +292,9 @@ impl JobRunner {
     }
 
     /// The partition's state, written out; the job goes on from exactly that state
-    /// (the operator is rebuilt from what was written, so a checkpoint that could
-    /// not be restored fails here, not at failover). A partition without state gives
-    /// a checkpoint without parts.
+    /// (the operator and the alert policy are rebuilt from what was written, so a
+    /// checkpoint that could not be restored fails here, not at failover). A
+    /// partition without state gives a checkpoint without parts.
     pub fn checkpoint(&mut self, partition: u32) -> Result<PartitionState> {
         let mut state = PartitionState {
             job: self.fingerprint,
@@ -301,12 +302,19 @@ impl JobRunner {
             watermark: self.watermark,
             parts: Vec::new(),
         };
-        let Some(slot) = self.partitions.remove(&partition) else {
-            return Ok(state);
-        };
-        state.watermark = max_option(self.watermark, slot.floor);
-        state.parts = slot.operator.export()?;
-        self.restore(state.clone())?;
+        let slot = self.partitions.remove(&partition);
+        let policy = self.policies.remove(&partition);
+        let held = slot.is_some() || policy.is_some();
+        if let Some(slot) = slot {
+            state.watermark = max_option(self.watermark, slot.floor);
+            state.parts = slot.operator.export()?;
+        }
+        if let Some(policy) = policy.filter(|p| p.keys() > 0) {
+            state.parts.push(policy.export()?);
+        }
+        if held {
+            self.restore(state.clone())?;
+        }
         Ok(state)
     }
 
@@ -324,14 +332,34 @@ impl JobRunner {
             .partitions
             .get(&state.partition)
             .is_some_and(|p| p.operator.state_groups() > 0)
+            || self
+                .policies
+                .get(&state.partition)
+                .is_some_and(|p| p.keys() > 0)
         {
             return Err(EngineError::Checkpoint(format!(
                 "partition {} already holds state",
                 state.partition
             )));
         }
+        let (policy_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) =
+            state.parts.into_iter().partition(|part| {
+                checkpoint::tag_of(part)
+                    .is_ok_and(|(role, _)| role == super::alerts::CHECKPOINT_ROLE)
+            });
+        if let Some(part) = policy_parts.first() {
+            let settings = self.alerts.as_ref().ok_or_else(|| {
+                EngineError::Checkpoint(
+                    "a job without an alert policy cannot take its state".to_owned(),
+                )
+            })?;
+            let mut policy =
+                AlertPolicy::new(Arc::clone(settings), Arc::clone(&self.output_schema));
+            policy.restore(part)?;
+            self.policies.insert(state.partition, policy);
+        }
         let Some(factory) = &self.factory else {
-            if state.parts.is_empty() {
+            if parts.is_empty() {
                 return Ok(());
             }
             return Err(EngineError::Checkpoint(
@@ -339,7 +367,7 @@ impl JobRunner {
             ));
         };
         let mut operator = factory()?;
-        operator.restore(&state.parts)?;
+        operator.restore(&parts)?;
         self.partitions.insert(
             state.partition,
             PartitionSlot {

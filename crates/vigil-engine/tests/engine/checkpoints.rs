@@ -86,6 +86,18 @@ FROM readings GROUP BY patient_id;",
                 source()
             ),
         ),
+        (
+            "alert policy over a window",
+            format!(
+                "{}CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json',
+  alert_key = 'patient_id', alert_severity = 'band', alert_time = 'window_end',
+  alert_persistence = '1 minute', alert_cooldown = '2 minutes', alert_resolve_after = '1 minute');
+INSERT INTO out SELECT patient_id, window_end, max(x) AS top,
+  CASE WHEN max(x) >= 20 THEN 'high' WHEN max(x) >= 5 THEN 'medium' WHEN max(x) >= 3 THEN 'low-medium' ELSE 'low' END AS band
+FROM readings GROUP BY patient_id, hop(observed_at, INTERVAL '30' SECOND, INTERVAL '1' MINUTE);",
+                source()
+            ),
+        ),
     ]
 }
 

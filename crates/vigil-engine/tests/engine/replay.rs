@@ -56,7 +56,10 @@ fn committable(input: &[(RecordBatch, i64)], fed: usize, progress: Progress) -> 
 
 #[test]
 fn a_partition_replayed_from_its_commit_loses_nothing_and_emits_nothing_wrong() {
-    for (name, sql) in queries() {
+    // Not the alert policy: its state is not in the commit's progress, so a new
+    // owner that replays raises an alert in force again (with its own
+    // first_seen). A takeover from a state checkpoint keeps it (checkpoints.rs).
+    for (name, sql) in queries().into_iter().filter(|(n, _)| !n.contains("alert")) {
         let p = plan_of(&sql);
         let input = batches(&p, &input(), 7);
         let job = &p.jobs[0];
