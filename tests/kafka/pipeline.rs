@@ -103,8 +103,18 @@ fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
+/// Both commit modes emit exactly the closed windows. Without checkpoints a
+/// commit stops before the rows an open window holds (a new owner replays
+/// them); with checkpoints it covers everything processed, the open window's
+/// rows being in the state written first.
 #[test]
 fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
+    for checkpoints in [false, true] {
+        emits_exactly_the_closed_windows(checkpoints);
+    }
+}
+
+fn emits_exactly_the_closed_windows(checkpoints: bool) {
     let broker = Broker::start();
     let (input, output) = topics(&broker, "exact");
     let all = readings();
@@ -112,7 +122,9 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
     produce(&broker, &input, first);
     let p = Arc::new(pipeline(&input, &output));
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = spawn(Arc::clone(&p), config(&broker, "exact"), Arc::clone(&stop));
+    let mut config = config(&broker, "exact");
+    config.checkpoints = checkpoints;
+    let handle = spawn(Arc::clone(&p), config, Arc::clone(&stop));
     let expected = expected();
     // The watermark (290 s - 5 s) closes four windows per patient.
     let early = broker.consume(&output, Duration::from_secs(60), |r| {
@@ -120,14 +132,23 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
     });
     assert_eq!(early.len(), 4 * PATIENTS);
     // The fifth window holds the readings from 240 s on: 6 per patient, 12 per
-    // partition, not committed.
+    // partition.
     std::thread::sleep(Duration::from_millis(800));
-    let held = (first.len() / PARTITIONS as usize - 12) as i64;
+    let per_partition = (first.len() / PARTITIONS as usize) as i64;
+    let held = per_partition - 12;
     let mid = committed(&broker, "exact", &input);
-    assert!(
-        mid.iter().all(|c| c.is_none_or(|c| c <= held)),
-        "commits stop before the open window's rows: {mid:?}"
-    );
+    if checkpoints {
+        assert_eq!(
+            mid,
+            vec![Some(per_partition); PARTITIONS as usize],
+            "commits cover everything processed"
+        );
+    } else {
+        assert!(
+            mid.iter().all(|c| c.is_none_or(|c| c <= held)),
+            "commits stop before the open window's rows: {mid:?}"
+        );
+    }
     // The readings at 20 minutes close the fifth.
     produce(&broker, &input, last);
     let received = broker.consume(&output, Duration::from_secs(60), |r| {
@@ -146,12 +167,18 @@ fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
     assert_eq!(stats.dead_lettered, 0);
     assert_eq!(stats.rows_out, expected.len() as u64);
     assert!(stats.commits > 0, "{stats:?}");
-    // Everything before the readings at 20 minutes is committed; those are held
-    // by the window they opened.
-    let per_partition = (first.len() / PARTITIONS as usize) as i64;
+    assert_eq!(stats.checkpoints > 0, checkpoints, "{stats:?}");
+    // Without checkpoints, everything before the readings at 20 minutes is
+    // committed (those are held by the window they opened); with them,
+    // everything.
+    let end = if checkpoints {
+        per_partition + (PATIENTS / PARTITIONS as usize) as i64
+    } else {
+        per_partition
+    };
     assert_eq!(
         committed(&broker, "exact", &input),
-        vec![Some(per_partition); PARTITIONS as usize]
+        vec![Some(end); PARTITIONS as usize]
     );
 }
 

@@ -42,6 +42,14 @@ pub struct KafkaConfig {
     pub startup_timeout: Duration,
     /// Messages larger than this are dead-lettered.
     pub max_message_bytes: usize,
+    /// Whether each commit writes the jobs' state to the progress log first (see
+    /// [`state`](crate::state)): a new owner of a partition restores it and
+    /// reads on from the commit, instead of replaying the input its windows
+    /// still hold. Off: commits stop at the oldest input the state holds, and a
+    /// new owner replays from there.
+    pub checkpoints: bool,
+    /// Largest piece of a job's state per message of the progress log.
+    pub state_chunk_bytes: usize,
 }
 
 impl KafkaConfig {
@@ -56,6 +64,8 @@ impl KafkaConfig {
             commit_interval: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(15),
             max_message_bytes: vigil_formats::json::DEFAULT_MAX_MESSAGE_BYTES,
+            checkpoints: true,
+            state_chunk_bytes: crate::state::CHUNK_BYTES,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 pub use config::KafkaConfig;
 pub use error::{KafkaError, Result};

@@ -21,6 +21,8 @@ pub struct OffsetTracker {
     spans: VecDeque<(i64, Option<i64>)>,
     /// The last offset committed (or found committed at assignment).
     committed: Option<i64>,
+    /// The offset after the last message processed.
+    end: Option<i64>,
 }
 
 impl OffsetTracker {
@@ -29,6 +31,7 @@ impl OffsetTracker {
         OffsetTracker {
             spans: VecDeque::new(),
             committed,
+            end: committed,
         }
     }
 
@@ -36,6 +39,7 @@ impl OffsetTracker {
     /// event time among their rows being `latest`, and their outputs are
     /// acknowledged.
     pub fn processed(&mut self, end: i64, latest: Option<i64>) {
+        self.end = Some(self.end.map_or(end, |e| e.max(end)));
         match self.spans.back_mut() {
             // Merge spans that would leave together anyway: one entry per batch of
             // a quiet partition instead of a growing queue.
@@ -66,6 +70,14 @@ impl OffsetTracker {
     /// Records a successful commit of `offset`.
     pub fn committed(&mut self, offset: i64) {
         self.committed = Some(self.committed.map_or(offset, |c| c.max(offset)));
+    }
+
+    /// The offset after everything processed (or the commit found at
+    /// assignment, if nothing was): where a checkpoint of the state stands.
+    /// Spans up to it are forgotten (the state holds what they need).
+    pub fn checkpointable(&mut self) -> Option<i64> {
+        self.spans.clear();
+        self.end
     }
 
     /// The last offset committed.
@@ -189,6 +201,25 @@ mod tests {
         assert_eq!(decode_metadata("", 1), None);
         assert_eq!(decode_metadata("other tool", 1), None);
         assert_eq!(decode_metadata("vigil1;0000000000000001=x,1", 1), None);
+    }
+
+    #[test]
+    fn a_checkpoint_stands_after_everything_processed_even_when_a_commit_was_lost() {
+        let mut t = OffsetTracker::new(Some(10));
+        assert_eq!(
+            t.checkpointable(),
+            Some(10),
+            "nothing processed: the commit"
+        );
+        t.processed(20, Some(5));
+        assert_eq!(t.checkpointable(), Some(20));
+        // The commit of 20 never happened (the partition was revoked first): the
+        // next checkpoint is still after everything processed, never the old
+        // commit with newer state.
+        t.processed(25, Some(6));
+        assert_eq!(t.checkpointable(), Some(25));
+        assert_eq!(t.checkpointable(), Some(25));
+        assert_eq!(t.pending(), 0);
     }
 
     #[test]

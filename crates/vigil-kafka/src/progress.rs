@@ -12,14 +12,17 @@
 //! `<offset>;<metadata>` (see [`offsets::encode_metadata`](crate::offsets::encode_metadata)).
 //! The newest message with the group's key is the partition's position.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::error::{KafkaError, Result};
+use crate::state::{self, Assembly};
 
 /// How far back, in messages, each read of the progress log reaches at a time.
 const CHUNK: i64 = 256;
@@ -70,34 +73,85 @@ impl ProgressReader {
     }
 
     /// The newest progress of the group for partition `partition` of the source
-    /// whose progress topic is `topic`: its offset and metadata.
-    pub fn latest(&self, topic: &str, partition: i32) -> Result<Option<(i64, String)>> {
+    /// whose progress topic is `topic`.
+    pub fn latest(&self, topic: &str, partition: i32) -> Result<Option<Found>> {
         let (low, high) = self
             .consumer
             .fetch_watermarks(topic, partition, self.timeout)?;
-        let mut end = high;
-        while end > low {
-            let start = (end - CHUNK).max(low);
-            if let Some(found) = self.newest_in(topic, partition, start, end)? {
-                return Ok(Some(found));
+        // The first read goes on to the end of the partition, whatever the high
+        // watermark said: a broker may report it short of a batch of several
+        // messages (tansu 0.6 does), and the newest messages are the ones wanted.
+        let mut end = i64::MAX;
+        let mut start = (high - CHUNK).max(low);
+        loop {
+            let mut found = None;
+            self.scan(topic, partition, start, end, &mut |message| {
+                if message.key() == Some(self.group.as_bytes())
+                    && let Some((offset, metadata)) = message.payload().and_then(decode)
+                {
+                    found = Some(Found {
+                        at: message.offset(),
+                        offset,
+                        metadata,
+                    });
+                }
+            })?;
+            if found.is_some() || start <= low {
+                return Ok(found);
             }
             end = start;
+            start = (end - CHUNK).max(low);
         }
-        Ok(None)
     }
 
-    /// The newest of the group's messages in offsets `start..end`.
-    fn newest_in(
+    /// The state checkpointed with the progress `found` for the jobs
+    /// `fingerprints` (see [`state`](crate::state)): each job's state bytes, or
+    /// `None` if some job's state is not in the log (checkpoints were off, or
+    /// the pipeline changed).
+    pub fn checkpoint(
+        &self,
+        topic: &str,
+        partition: i32,
+        found: &Found,
+        fingerprints: &[u64],
+    ) -> Result<Option<BTreeMap<u64, Vec<u8>>>> {
+        let (low, _) = self
+            .consumer
+            .fetch_watermarks(topic, partition, self.timeout)?;
+        let mut assembly = Assembly::new(found.offset, fingerprints);
+        // The chunks were written just before the progress message, after the
+        // group's previous progress message.
+        let mut end = found.at;
+        let mut older_progress = false;
+        while end > low && !assembly.complete() && !older_progress {
+            let start = (end - CHUNK).max(low);
+            self.scan(topic, partition, start, end, &mut |message| {
+                let Some(key) = message.key() else { return };
+                if key == self.group.as_bytes() {
+                    older_progress = true;
+                } else if let Some(fingerprint) = state::fingerprint_of_key(&self.group, key)
+                    && let Some(chunk) = message.payload().and_then(state::decode)
+                {
+                    assembly.add(fingerprint, chunk);
+                }
+            })?;
+            end = start;
+        }
+        Ok(assembly.finish())
+    }
+
+    /// Reads offsets `start..end` of the partition, passing each message to `f`.
+    fn scan(
         &self,
         topic: &str,
         partition: i32,
         start: i64,
         end: i64,
-    ) -> Result<Option<(i64, String)>> {
+        f: &mut dyn FnMut(&BorrowedMessage<'_>),
+    ) -> Result<()> {
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(topic, partition, Offset::Offset(start))?;
         self.consumer.assign(&list)?;
-        let mut found = None;
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -115,11 +169,7 @@ impl ProgressReader {
                     if message.offset() >= end {
                         break;
                     }
-                    if message.key() == Some(self.group.as_bytes())
-                        && let Some(progress) = message.payload().and_then(decode)
-                    {
-                        found = Some(progress);
-                    }
+                    f(&message);
                     if message.offset() + 1 >= end {
                         break;
                     }
@@ -127,8 +177,19 @@ impl ProgressReader {
             }
         }
         self.consumer.unassign()?;
-        Ok(found)
+        Ok(())
     }
+}
+
+/// A progress message found in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its offset in the progress topic.
+    pub at: i64,
+    /// The source offset it records.
+    pub offset: i64,
+    /// The jobs' progress at that offset.
+    pub metadata: String,
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use vigil_engine::files::{declared_rows, decode_schema};
 use vigil_engine::plan::Pipeline;
 use vigil_engine::runtime::watermark::Watermarks;
-use vigil_engine::runtime::{Emitted, JobRunner, Progress};
+use vigil_engine::runtime::{Emitted, JobRunner, PartitionState, Progress};
 use vigil_engine::sql::ddl::{TableDecl, event_time_type};
 use vigil_formats::RowsJsonDecoder;
 
@@ -38,9 +38,10 @@ use crate::error::{KafkaError, Result};
 use crate::intake::Intake;
 use crate::metrics::RunMetrics;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
-use crate::progress::{self, ProgressReader};
+use crate::progress::{self, Found, ProgressReader};
 use crate::sink::{DeadLetter, Sink};
 use crate::source::{Assignment, GroupContext, TopicPartition};
+use crate::state;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -65,6 +66,10 @@ pub struct RunStats {
     pub revoked: u64,
     /// Waits for the sink long enough to pause consumption.
     pub paused: u64,
+    /// Partitions taken over from a state checkpoint (without replay).
+    pub restored: u64,
+    /// State checkpoints written (one per partition and commit).
+    pub checkpoints: u64,
 }
 
 /// Counts of a run in progress, readable from other threads (updated after each
@@ -353,6 +358,7 @@ impl<'p> KafkaRun<'p> {
             reader: &reader,
             runners: &mut runners,
             owned: BTreeMap::new(),
+            checkpointed: BTreeMap::new(),
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
@@ -393,6 +399,9 @@ struct Loop<'a, 'p> {
     reader: &'a ProgressReader,
     runners: &'a mut Vec<JobRunner>,
     owned: BTreeMap<TopicPartition, OffsetTracker>,
+    /// Per partition, the offset and jobs' watermarks of its last state
+    /// checkpoint.
+    checkpointed: BTreeMap<TopicPartition, (i64, Vec<Option<i64>>)>,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -585,6 +594,7 @@ impl Loop<'_, '_> {
                         self.stats.revoked += 1;
                         steps.remove(&tp);
                         self.owned.remove(&tp);
+                        self.checkpointed.remove(&tp);
                         if let Some(source) = self.run.sources.get(&tp.0) {
                             for &j in &source.jobs {
                                 self.runners[j].release(partition_number(tp.1)?);
@@ -629,32 +639,98 @@ impl Loop<'_, '_> {
             // The progress log is written before every commit, so it is at or
             // past the committed offset; a log behind the commit was not written
             // by this pipeline's commits, and the commit's own metadata is used.
-            let metadata = match self.reader.latest(&source.progress, tp.1)? {
-                Some((at, metadata)) if offset.is_none_or(|c| at >= c) => metadata,
-                _ => elem.metadata().to_owned(),
-            };
+            let found = self
+                .reader
+                .latest(&source.progress, tp.1)?
+                .filter(|f| offset.is_none_or(|c| f.offset >= c));
             let p = partition_number(tp.1)?;
             for &j in &source.jobs {
-                let runner = &mut self.runners[j];
-                runner.release(p);
-                let progress = decode_metadata(&metadata, runner.fingerprint());
-                if offset.is_some() && progress.is_none() {
-                    tracing::warn!(
-                        topic = %tp.0,
-                        partition = tp.1,
-                        "the committed offset has no progress of this pipeline in the progress log or the commit; windows open at the commit may be emitted again from part of their rows"
-                    );
+                self.runners[j].release(p);
+            }
+            let mut start = offset;
+            if let Some(found) = found.as_ref().filter(|_| self.run.config.checkpoints)
+                && self.restore(source, &tp, found)?
+            {
+                start = Some(found.offset);
+                if offset != start {
+                    // The state was written, the commit was not: read on from
+                    // the state's offset.
+                    self.consumer.seek(
+                        &tp.0,
+                        tp.1,
+                        Offset::Offset(found.offset),
+                        self.run.config.startup_timeout,
+                    )?;
                 }
-                runner.resume(p, progress.unwrap_or_default())?;
+                self.stats.restored += 1;
+            } else {
+                let metadata = match &found {
+                    Some(found) => found.metadata.clone(),
+                    None => elem.metadata().to_owned(),
+                };
+                for &j in &source.jobs {
+                    let runner = &mut self.runners[j];
+                    let progress = decode_metadata(&metadata, runner.fingerprint());
+                    if offset.is_some() && progress.is_none() {
+                        tracing::warn!(
+                            topic = %tp.0,
+                            partition = tp.1,
+                            "the committed offset has no progress of this pipeline in the progress log or the commit; windows open at the commit may be emitted again from part of their rows"
+                        );
+                    }
+                    runner.resume(p, progress.unwrap_or_default())?;
+                }
             }
             if let Some(w) = watermarks.get_mut(&tp.0) {
                 w.assign(p, now);
             }
             self.stats.assigned += 1;
-            tracing::info!(topic = %tp.0, partition = tp.1, offset = ?offset, "partition assigned");
-            self.owned.insert(tp, OffsetTracker::new(offset));
+            tracing::info!(topic = %tp.0, partition = tp.1, offset = ?start, "partition assigned");
+            self.owned.insert(tp, OffsetTracker::new(start));
         }
         Ok(())
+    }
+
+    /// Restores every job's state of partition `tp` from the checkpoint written
+    /// with the progress `found`; false (and the jobs hold nothing of the
+    /// partition) when the log has no complete checkpoint of these jobs there or
+    /// it does not restore.
+    fn restore(&mut self, source: &Source, tp: &TopicPartition, found: &Found) -> Result<bool> {
+        let fingerprints: Vec<u64> = source
+            .jobs
+            .iter()
+            .map(|&j| self.runners[j].fingerprint())
+            .collect();
+        let Some(states) = self
+            .reader
+            .checkpoint(&source.progress, tp.1, found, &fingerprints)?
+        else {
+            tracing::warn!(topic = %tp.0, partition = tp.1, "no state checkpoint of this pipeline at the committed offset; resuming by replay");
+            return Ok(false);
+        };
+        let p = partition_number(tp.1)?;
+        let restored = source.jobs.iter().try_for_each(|&j| {
+            let runner = &mut self.runners[j];
+            let bytes = states.get(&runner.fingerprint()).ok_or_else(|| {
+                vigil_engine::EngineError::Checkpoint("a job's state is missing".to_owned())
+            })?;
+            let mut state = PartitionState::from_bytes(bytes)?;
+            state.partition = p;
+            runner.restore(state)
+        });
+        match restored {
+            Ok(()) => {
+                tracing::info!(topic = %tp.0, partition = tp.1, offset = found.offset, "state restored");
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "the state checkpoint does not restore; resuming by replay");
+                for &j in &source.jobs {
+                    self.runners[j].release(p);
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Polls one step's messages into per-partition decoders (first those held
@@ -695,7 +771,14 @@ impl Loop<'_, '_> {
         steps: &mut BTreeMap<TopicPartition, Step>,
     ) -> Result<bool> {
         let tp = (message.topic().to_owned(), message.partition());
-        if !self.owned.contains_key(&tp) {
+        let Some(tracker) = self.owned.get(&tp) else {
+            return Ok(false);
+        };
+        // Fetched before a seek to a restored checkpoint: already in its state.
+        if tracker
+            .last_commit()
+            .is_some_and(|start| message.offset() < start)
+        {
             return Ok(false);
         }
         let Some(source) = self.run.sources.get(&tp.0) else {
@@ -909,8 +992,12 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
-    /// Records each partition's committable offset, with the jobs' progress.
+    /// Records each partition's committable offset, with the jobs' progress
+    /// (with checkpoints, [`commit`](Self::commit) decides that instead).
     fn mark_safe(&mut self) -> Result<()> {
+        if self.run.config.checkpoints {
+            return Ok(());
+        }
         let mut safe = Vec::new();
         for (tp, tracker) in self.owned.iter_mut() {
             let Some(source) = self.run.sources.get(&tp.0) else {
@@ -940,20 +1027,79 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
+    /// Writes each owned partition's state to its progress log (see
+    /// [`state`](crate::state)), at the offset after everything processed (all
+    /// of it acknowledged); returns those offsets with the jobs' progress, for
+    /// [`commit`](Self::commit) to write after the state. A partition whose
+    /// offset and jobs' watermarks have not moved since its last checkpoint is
+    /// not written again.
+    fn checkpoint(&mut self) -> Result<BTreeMap<TopicPartition, (i64, String)>> {
+        let mut safe = BTreeMap::new();
+        let group = &self.run.config.group_id;
+        for (tp, tracker) in self.owned.iter_mut() {
+            let Some(source) = self.run.sources.get(&tp.0) else {
+                continue;
+            };
+            let p = partition_number(tp.1)?;
+            if source.jobs.iter().any(|&j| self.runners[j].replaying(p)) {
+                continue; // taken over by replay: its commit waits until it is done
+            }
+            // Everything processed: the state holds the rows the windows need.
+            let Some(offset) = tracker.checkpointable() else {
+                continue; // nothing taken in yet
+            };
+            let watermarks: Vec<Option<i64>> = source
+                .jobs
+                .iter()
+                .map(|&j| self.runners[j].watermark())
+                .collect();
+            if self.checkpointed.get(tp) == Some(&(offset, watermarks.clone())) {
+                continue;
+            }
+            let mut jobs = Vec::with_capacity(source.jobs.len());
+            for &j in &source.jobs {
+                let runner = &mut self.runners[j];
+                let state = runner.checkpoint(p)?.to_bytes()?;
+                for (index, value) in
+                    state::chunks(offset, &state, self.run.config.state_chunk_bytes)
+                        .into_iter()
+                        .enumerate()
+                {
+                    self.sink.send_progress(
+                        &source.progress,
+                        tp.1,
+                        &state::chunk_key(group, runner.fingerprint(), index as u32),
+                        &value,
+                        &|| self.intake.hold(),
+                    )?;
+                }
+                jobs.push((runner.fingerprint(), runner.progress(p)));
+            }
+            self.stats.checkpoints += 1;
+            self.checkpointed.insert(tp.clone(), (offset, watermarks));
+            safe.insert(tp.clone(), (offset, encode_metadata(&jobs)));
+        }
+        Ok(safe)
+    }
+
     /// Writes every safe offset, with its progress, to the progress log; once the
     /// broker has it, commits it to the group.
     fn commit(&mut self) -> Result<()> {
-        let safe = match self.context.0.lock() {
-            Ok(mut shared) => std::mem::take(&mut shared.safe),
-            Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
+        let safe = if self.run.config.checkpoints {
+            self.checkpoint()?
+        } else {
+            match self.context.0.lock() {
+                Ok(mut shared) => std::mem::take(&mut shared.safe),
+                Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
+            }
         };
         for ((topic, partition), (offset, metadata)) in &safe {
             if let Some(source) = self.run.sources.get(topic) {
                 self.sink.send_progress(
                     &source.progress,
                     *partition,
-                    &self.run.config.group_id,
-                    &progress::encode(*offset, metadata),
+                    self.run.config.group_id.as_bytes(),
+                    progress::encode(*offset, metadata).as_bytes(),
                     &|| self.intake.hold(),
                 )?;
             }

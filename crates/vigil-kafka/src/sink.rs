@@ -255,24 +255,19 @@ impl Sink {
         self.send(topic, None, key, payload, Some(headers), waiting)
     }
 
-    /// Sends a progress message (see [`progress`](crate::progress)) to
-    /// `partition` of `topic`, keyed by the consumer group.
+    /// Sends a message of the progress log to `partition` of `topic`: a
+    /// progress message keyed by the consumer group (see
+    /// [`progress`](crate::progress)) or a chunk of state (see
+    /// [`state`](crate::state)).
     pub fn send_progress(
         &self,
         topic: &str,
         partition: i32,
-        group: &str,
-        value: &str,
+        key: &[u8],
+        value: &[u8],
         waiting: &dyn Fn(),
     ) -> Result<()> {
-        self.send(
-            topic,
-            Some(partition),
-            Some(group.as_bytes()),
-            value.as_bytes(),
-            None,
-            waiting,
-        )
+        self.send(topic, Some(partition), Some(key), value, None, waiting)
     }
 
     /// Waits until the broker has acknowledged every message sent, or fails with

@@ -376,6 +376,12 @@ pub struct RunArgs {
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = property)]
     pub kafka_properties: Vec<(String, String)>,
 
+    /// Commit without writing the state to the progress log: a partition's
+    /// next owner replays the input its windows still hold instead of
+    /// restoring their state.
+    #[arg(long)]
+    pub no_checkpoints: bool,
+
     /// Serve /metrics, /healthz and /readyz here while running over Kafka
     /// (port 0: any free port, printed on stderr; `off`: no server)
     /// [default: 127.0.0.1:9464].

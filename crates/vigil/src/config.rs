@@ -6,6 +6,7 @@
 //! [kafka]
 //! brokers = "kafka-1:9092,kafka-2:9092"   # no default
 //! group = "wards"                         # default: vigil-<pipeline file stem>
+//! checkpoints = true                      # state checkpoints in the progress log
 //! [kafka.properties]                      # librdkafka properties, unchanged
 //! "security.protocol" = "SASL_SSL"
 //!
@@ -51,6 +52,10 @@ pub struct KafkaSection {
     /// librdkafka properties for every client; `--kafka KEY=VALUE` flags are
     /// applied after them.
     pub properties: BTreeMap<String, String>,
+    /// Whether each commit writes the jobs' state to the progress log, so that
+    /// a new owner of a partition restores it instead of replaying its input
+    /// (`--no-checkpoints` turns it off); default true.
+    pub checkpoints: Option<bool>,
 }
 
 /// `[run]`.

@@ -40,6 +40,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
         .unwrap_or_else(|| format!("vigil-{name}"));
     let mut config = KafkaConfig::new(brokers, group);
     config.batch_messages = args.batch_size.unwrap_or(file.run.batch_size) as usize;
+    config.checkpoints = !args.no_checkpoints && file.kafka.checkpoints.unwrap_or(true);
     config.properties.extend(file.kafka.properties.clone());
     config
         .properties
@@ -62,7 +63,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     match outcome {
         Ok(stats) => {
             eprintln!(
-                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} partitions assigned, {} revoked",
+                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} partitions assigned ({} restored from a checkpoint), {} revoked",
                 stats.consumed,
                 stats.dead_lettered,
                 stats.late,
@@ -70,7 +71,9 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
                 stats.replayed_done,
                 stats.commits,
                 stats.commit_failures,
+                stats.checkpoints,
                 stats.assigned,
+                stats.restored,
                 stats.revoked
             );
             Ok(ExitCode::SUCCESS)

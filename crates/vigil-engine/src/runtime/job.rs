@@ -305,8 +305,19 @@ impl JobRunner {
         let slot = self.partitions.remove(&partition);
         let policy = self.policies.remove(&partition);
         let held = slot.is_some() || policy.is_some();
+        let mut kept = None;
         if let Some(slot) = slot {
-            state.watermark = max_option(self.watermark, slot.floor);
+            // A partition catching up is at its own watermark, not the job's.
+            state.watermark = match slot.catch_up {
+                Some(catch_up) => max_option(catch_up.watermark, slot.floor),
+                None => max_option(self.watermark, slot.floor),
+            };
+            kept = Some((
+                slot.floor,
+                slot.done_before,
+                slot.emitted_floor,
+                slot.catch_up,
+            ));
             state.parts = slot.operator.export()?;
         }
         if let Some(policy) = policy.filter(|p| p.keys() > 0) {
@@ -314,6 +325,18 @@ impl JobRunner {
         }
         if held {
             self.restore(state.clone())?;
+        }
+        // This runner goes on exactly as it was: resumed, catching up or not.
+        if let (Some((floor, done_before, emitted_floor, catch_up)), Some(slot)) =
+            (kept, self.partitions.get_mut(&partition))
+        {
+            slot.floor = floor;
+            slot.done_before = done_before;
+            slot.emitted_floor = emitted_floor;
+            slot.catch_up = catch_up;
+            if let Some(through) = emitted_floor {
+                slot.operator.suppress_through(through);
+            }
         }
         Ok(state)
     }
@@ -368,6 +391,15 @@ impl JobRunner {
         };
         let mut operator = factory()?;
         operator.restore(&parts)?;
+        // This instance's other partitions may have moved the job's watermark
+        // past the state's: the partition's rows from there on are not late,
+        // and it follows its own watermark until that catches up (as after
+        // `resume`).
+        let behind = match (state.watermark, self.watermark) {
+            (Some(own), Some(job)) => own < job,
+            (None, Some(_)) => true,
+            _ => false,
+        };
         self.partitions.insert(
             state.partition,
             PartitionSlot {
@@ -375,10 +407,21 @@ impl JobRunner {
                 floor: state.watermark,
                 done_before: None,
                 emitted_floor: None,
-                catch_up: None,
+                catch_up: behind.then_some(CatchUp {
+                    watermark: state.watermark,
+                }),
             },
         );
         Ok(())
+    }
+
+    /// Whether `partition` is still replaying after a [`resume`](Self::resume):
+    /// its checkpoint would not hold what the previous owner already emitted
+    /// or took in, so it is no state to hand on yet.
+    pub fn replaying(&self, partition: u32) -> bool {
+        self.partitions.get(&partition).is_some_and(|slot| {
+            slot.catch_up.is_some() && (slot.done_before.is_some() || slot.emitted_floor.is_some())
+        })
     }
 
     /// How far `partition`'s input has been taken in (see [`Progress`]).

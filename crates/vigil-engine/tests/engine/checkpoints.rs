@@ -376,3 +376,62 @@ fn partitions_keep_separate_state() {
     assert!(runner.state_groups() < groups);
     assert!(one.rows() > 0);
 }
+
+/// A partition restored on an instance whose other partitions have moved the
+/// job's watermark far ahead: its rows after the checkpoint are not late, and
+/// together the two owners emit exactly the windows of an uninterrupted run.
+#[test]
+fn a_partition_restored_behind_the_new_owners_watermark_catches_up() {
+    let (name, sql) = &queries()[0];
+    let p = plan(sql);
+    let input = batches(&p, &input(), 7);
+    let job = &p.jobs[0];
+    let mut whole = Collected::default();
+    let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
+    feed(&mut runner, &input, &mut None, &mut whole);
+    finish(&mut runner, &mut whole);
+    let expected = whole.all(&runner);
+
+    let cut = input.len() / 2;
+    let (mut seen, mut before) = (None, Collected::default());
+    let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+    feed(&mut first, &input[..cut], &mut seen, &mut before);
+    let state = first.checkpoint(0).expect("checkpoint");
+
+    // The new owner's partition 1 is an hour ahead.
+    let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+    let ahead = batches(
+        &p,
+        &format!(r#"{{"patient_id":"z","observed_at":{}}}"#, at(3600)),
+        1,
+    );
+    let mut ignored = Emitted::default();
+    second
+        .process(1, ahead[0].0.clone(), &mut ignored)
+        .expect("process");
+    second
+        .advance(ahead[0].1 - DELAY_MS, &mut ignored)
+        .expect("advance");
+    second.restore(state).expect("restore");
+    let mut after = before;
+    let rest = &input[cut..];
+    // Checkpointed again while catching up (a commit of the new owner): it
+    // goes on catching up.
+    feed(&mut second, &rest[..1], &mut seen, &mut after);
+    let again = second.checkpoint(0).expect("checkpoint while catching up");
+    assert!(
+        again.watermark < Some(ahead[0].1 - DELAY_MS),
+        "its own watermark"
+    );
+    feed(&mut second, &rest[1..], &mut seen, &mut after);
+    finish(&mut second, &mut after);
+    let got = after.all(&second);
+    let keep = arrow::compute::kernels::cmp::neq(
+        got.column(0),
+        &arrow::array::Scalar::new(arrow::array::StringArray::from(vec!["z"])),
+    )
+    .expect("filter");
+    let got = arrow::compute::filter_record_batch(&got, &keep).expect("filter");
+    same(&got, &expected, &format!("{name}: restored behind"));
+    assert_eq!(after.late, 1, "only the row that was late anyway");
+}

@@ -193,13 +193,27 @@ fn two_instances_in_one_group_share_the_partitions_and_together_emit_every_windo
     );
 }
 
+/// With state checkpoints (the default) the survivor restores the killed
+/// instance's state and reads on from its commit; without them it replays from
+/// the commit. Either way no window is missing or wrong.
 #[test]
 fn when_an_instance_is_killed_the_other_takes_over_and_no_window_is_missing() {
+    for checkpoints in [true, false] {
+        takes_over_after_a_kill(checkpoints);
+    }
+}
+
+fn takes_over_after_a_kill(checkpoints: bool) {
     let broker = Broker::start();
     let (input, output) = topics(&broker, "kill");
     let file = pipeline_file(&input, &output, "kill");
-    let mut a = Instance::start(&broker, &file, "kill", "kill-a");
-    let b = Instance::start(&broker, &file, "kill", "kill-b");
+    let flags: &[&str] = if checkpoints {
+        &[]
+    } else {
+        &["--no-checkpoints"]
+    };
+    let mut a = Instance::start_with(&broker, &file, "kill", "kill-a", flags);
+    let b = Instance::start_with(&broker, &file, "kill", "kill-b", flags);
     wait_for_split(&[&a, &b]);
     let all = readings();
     // The first 150 s: the windows of minutes 0 and 1 close, minute 2 is open.
@@ -241,11 +255,22 @@ fn when_an_instance_is_killed_the_other_takes_over_and_no_window_is_missing() {
         recovered.as_secs_f64(),
         log_b.trim()
     );
-    // The survivor took the killed instance's partitions over.
+    // The survivor took the killed instance's partitions over: from their
+    // checkpoints, or by replay.
     assert!(
         count(&log_b, "partitions assigned") > count(&log_b, "revoked") + 1,
         "{log_b}"
     );
+    let restored = count(&log_b, "restored from a checkpoint");
+    if checkpoints {
+        assert!(
+            restored >= 2,
+            "the killed instance's two partitions: {log_b}"
+        );
+        assert_eq!(count(&log_b, "replayed rows already done"), 0, "{log_b}");
+    } else {
+        assert_eq!(restored, 0, "{log_b}");
+    }
 }
 
 /// Two wards of 8 patients, each patient on a vitals partition of its own
