@@ -124,7 +124,9 @@ fn emits_exactly_the_closed_windows(checkpoints: bool) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut config = config(&broker, "exact");
     config.checkpoints = checkpoints;
-    let handle = spawn(Arc::clone(&p), config, Arc::clone(&stop));
+    // Many small messages per state, so that restoring reassembles them.
+    config.state_chunk_bytes = 64;
+    let handle = spawn(Arc::clone(&p), config.clone(), Arc::clone(&stop));
     let expected = expected();
     // The watermark (290 s - 5 s) closes four windows per patient.
     let early = broker.consume(&output, Duration::from_secs(60), |r| {
@@ -180,6 +182,23 @@ fn emits_exactly_the_closed_windows(checkpoints: bool) {
         committed(&broker, "exact", &input),
         vec![Some(end); PARTITIONS as usize]
     );
+    if checkpoints {
+        // The next instance restores every partition's state (the open
+        // window of the readings at 20 minutes) and has nothing to replay.
+        let registry = prometheus::Registry::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = spawn_reporting(Arc::clone(&p), config, Arc::clone(&stop), &registry);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sample(&registry, "vigil_assigned_partitions", &[]) < f64::from(PARTITIONS)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let next = handle.join().expect("run thread");
+        assert_eq!(next.restored, PARTITIONS as u64, "{next:?}");
+        assert_eq!((next.consumed, next.rows_out), (0, 0), "{next:?}");
+    }
 }
 
 #[test]

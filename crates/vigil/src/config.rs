@@ -158,6 +158,7 @@ mod tests {
             [kafka]
             brokers = "k1:9092"
             group = "wards"
+            checkpoints = false
             [kafka.properties]
             "security.protocol" = "SASL_SSL"
             [run]
@@ -172,6 +173,7 @@ mod tests {
         .expect("valid");
         assert_eq!(config.kafka.brokers.as_deref(), Some("k1:9092"));
         assert_eq!(config.kafka.group.as_deref(), Some("wards"));
+        assert_eq!(config.kafka.checkpoints, Some(false));
         assert_eq!(
             config
                 .kafka
