@@ -567,26 +567,34 @@ mod tests {
 
     /// Runs rows (minute, band) of one key through the policy; returns
     /// (minute, event, severity, first_seen minute) per event.
-    fn run(s: AlertSettings, rows: &[(i64, Option<&str>)]) -> Vec<(i64, String, String, i64)> {
+    /// Score rows (patient, minute, band) as the policy's input, and the alert
+    /// schema it emits.
+    fn scores(rows: &[(&str, i64, Option<&str>)]) -> (RecordBatch, SchemaRef) {
         let query = Schema::new(vec![
             Field::new("patient_id", DataType::Utf8, false),
             Field::new("news2_band", DataType::Utf8, true),
             Field::new("scored_at", event_time_type(), false),
         ]);
         let schema = AlertSettings::output_schema(&query);
-        let mut policy = AlertPolicy::new(Arc::new(s), schema);
         let batch = RecordBatch::try_new(
             Arc::new(query),
             vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "p1"))),
-                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.2))),
                 Arc::new(
-                    TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.0 * MIN))
+                    TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.1 * MIN))
                         .with_timezone("UTC"),
                 ),
             ],
         )
         .expect("batch");
+        (batch, schema)
+    }
+
+    fn run(s: AlertSettings, rows: &[(i64, Option<&str>)]) -> Vec<(i64, String, String, i64)> {
+        let rows: Vec<_> = rows.iter().map(|&(m, band)| ("p1", m, band)).collect();
+        let (batch, schema) = scores(&rows);
+        let mut policy = AlertPolicy::new(Arc::new(s), schema);
         let Some(out) = policy.apply(&batch).expect("apply") else {
             return Vec::new();
         };
@@ -744,30 +752,13 @@ mod tests {
 
     #[test]
     fn policy_state_round_trips_and_other_levels_are_refused() {
-        let query = Schema::new(vec![
-            Field::new("patient_id", DataType::Utf8, false),
-            Field::new("news2_band", DataType::Utf8, true),
-            Field::new("scored_at", event_time_type(), false),
+        let (batch, schema) = scores(&[
+            ("p1", 0, Some("medium")),
+            ("p1", 1, Some("medium")),
+            ("p1", 2, Some("medium")),
+            ("p2", 2, Some("low-medium")),
         ]);
-        let schema = AlertSettings::output_schema(&query);
         let mut policy = AlertPolicy::new(Arc::new(settings(2, 30)), Arc::clone(&schema));
-        let batch = RecordBatch::try_new(
-            Arc::new(query),
-            vec![
-                Arc::new(StringArray::from(vec!["p1", "p1", "p1", "p2"])),
-                Arc::new(StringArray::from(vec![
-                    "medium",
-                    "medium",
-                    "medium",
-                    "low-medium",
-                ])),
-                Arc::new(
-                    TimestampMillisecondArray::from(vec![0, MIN, 2 * MIN, 2 * MIN])
-                        .with_timezone("UTC"),
-                ),
-            ],
-        )
-        .expect("batch");
         assert!(policy.apply(&batch).expect("apply").is_some(), "p1 raised");
         let part = policy.export().expect("export");
         assert_eq!(part.num_rows(), 2, "p1 alerting, p2 building up");

@@ -214,6 +214,20 @@ pub(crate) fn finish(runner: &mut JobRunner, into: &mut Collected) {
     into.take(emitted);
 }
 
+/// The output of one uninterrupted run of `job` over `input` (partition 0), and
+/// what it collected (rows and late count).
+pub(crate) fn uninterrupted(
+    job: &vigil_engine::plan::Job,
+    ctx: &datafusion::prelude::SessionContext,
+    input: &[(RecordBatch, i64)],
+) -> (RecordBatch, Collected) {
+    let mut whole = Collected::default();
+    let mut runner = JobRunner::new(job, ctx).expect("runner");
+    feed(&mut runner, input, &mut None, &mut whole);
+    finish(&mut runner, &mut whole);
+    (whole.all(&runner), whole)
+}
+
 /// Asserts equal batches, naming the first column that differs. Floating-point
 /// columns may differ in the last bits: restoring merges a pane's state into a fresh
 /// accumulator, and a merge such as stddev's (count, mean, M2) with an empty state
@@ -250,11 +264,7 @@ fn a_restored_partition_continues_exactly_where_it_left_off() {
         let input = batches(&p, &input(), 7);
         let job = &p.jobs[0];
 
-        let mut whole = Collected::default();
-        let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
-        feed(&mut runner, &input, &mut None, &mut whole);
-        finish(&mut runner, &mut whole);
-        let expected = whole.all(&runner);
+        let (expected, whole) = uninterrupted(job, &p.ctx, &input);
         assert!(expected.num_rows() > 5, "{name}: too little output");
         assert_eq!(whole.late, 1, "{name}: the late row");
 
@@ -386,11 +396,7 @@ fn a_partition_restored_behind_the_new_owners_watermark_catches_up() {
     let p = plan(sql);
     let input = batches(&p, &input(), 7);
     let job = &p.jobs[0];
-    let mut whole = Collected::default();
-    let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
-    feed(&mut runner, &input, &mut None, &mut whole);
-    finish(&mut runner, &mut whole);
-    let expected = whole.all(&runner);
+    let (expected, _) = uninterrupted(job, &p.ctx, &input);
 
     let cut = input.len() / 2;
     let (mut seen, mut before) = (None, Collected::default());

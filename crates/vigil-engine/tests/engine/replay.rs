@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use arrow::array::RecordBatch;
 use vigil_engine::runtime::{Emitted, JobRunner, Progress};
 
-use crate::checkpoints::{Collected, batches, feed, finish, input, queries};
+use crate::checkpoints::{Collected, batches, feed, finish, input, queries, uninterrupted};
 
 /// Output rows as canonical text (floats to 9 significant digits: merges in
 /// another order round the last bits).
@@ -64,10 +64,7 @@ fn a_partition_replayed_from_its_commit_loses_nothing_and_emits_nothing_wrong() 
         let input = batches(&p, &input(), 7);
         let job = &p.jobs[0];
 
-        let mut whole = Collected::default();
-        let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
-        feed(&mut runner, &input, &mut None, &mut whole);
-        finish(&mut runner, &mut whole);
+        let (_, whole) = uninterrupted(job, &p.ctx, &input);
         let expected: BTreeSet<String> = rows(&whole.rows).into_iter().collect();
 
         let mut committed_somewhere = false;
