@@ -4,3 +4,4 @@
 mod alerts;
 mod faults;
 mod pipeline;
+mod rebalances;

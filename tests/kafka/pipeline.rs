@@ -12,7 +12,7 @@ use vigil_tests::workload::{
     PARTITIONS, PATIENTS, expected, produce, readings, results, sql, topics,
 };
 
-fn pipeline(input: &str, output: &str) -> Pipeline {
+pub(crate) fn pipeline(input: &str, output: &str) -> Pipeline {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
@@ -20,7 +20,7 @@ fn pipeline(input: &str, output: &str) -> Pipeline {
         .expect("plan")
 }
 
-fn config(broker: &Broker, group: &str) -> KafkaConfig {
+pub(crate) fn config(broker: &Broker, group: &str) -> KafkaConfig {
     let mut config = KafkaConfig::new(broker.bootstrap(), group);
     config.commit_interval = Duration::from_millis(200);
     // tansu completes a join after about half the rebalance timeout.
@@ -34,7 +34,7 @@ fn config(broker: &Broker, group: &str) -> KafkaConfig {
 }
 
 /// Runs the pipeline in a thread until `stop` is set.
-fn spawn(
+pub(crate) fn spawn(
     pipeline: Arc<Pipeline>,
     config: KafkaConfig,
     stop: Arc<AtomicBool>,
@@ -43,7 +43,7 @@ fn spawn(
 }
 
 /// [`spawn`], its metrics registered in `registry`.
-fn spawn_reporting(
+pub(crate) fn spawn_reporting(
     pipeline: Arc<Pipeline>,
     config: KafkaConfig,
     stop: Arc<AtomicBool>,
@@ -103,18 +103,31 @@ fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
-/// Both commit modes emit exactly the closed windows. Without checkpoints a
+/// How a run commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Offsets only, stopping before what open windows hold.
+    Replay,
+    /// State checkpoints, then offsets.
+    Checkpoints,
+    /// State checkpoints, outputs and offsets in one transaction.
+    ExactlyOnce,
+}
+
+/// Every commit mode emits exactly the closed windows. Without checkpoints a
 /// commit stops before the rows an open window holds (a new owner replays
 /// them); with checkpoints it covers everything processed, the open window's
-/// rows being in the state written first.
+/// rows being in the state written first; exactly-once commits the same in
+/// transactions, which a read-committed reader sees only once committed.
 #[test]
 fn a_pipeline_from_topic_to_topic_emits_exactly_the_closed_windows() {
-    for checkpoints in [false, true] {
-        emits_exactly_the_closed_windows(checkpoints);
+    for mode in [Mode::Replay, Mode::Checkpoints, Mode::ExactlyOnce] {
+        emits_exactly_the_closed_windows(mode);
     }
 }
 
-fn emits_exactly_the_closed_windows(checkpoints: bool) {
+fn emits_exactly_the_closed_windows(mode: Mode) {
+    let checkpoints = mode != Mode::Replay;
     let broker = Broker::start();
     let (input, output) = topics(&broker, "exact");
     let all = readings();
@@ -124,6 +137,7 @@ fn emits_exactly_the_closed_windows(checkpoints: bool) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut config = config(&broker, "exact");
     config.checkpoints = checkpoints;
+    config.exactly_once = mode == Mode::ExactlyOnce;
     // Many small messages per state, so that restoring reassembles them.
     config.state_chunk_bytes = 64;
     let handle = spawn(Arc::clone(&p), config.clone(), Arc::clone(&stop));
@@ -170,6 +184,12 @@ fn emits_exactly_the_closed_windows(checkpoints: bool) {
     assert_eq!(stats.rows_out, expected.len() as u64);
     assert!(stats.commits > 0, "{stats:?}");
     assert_eq!(stats.checkpoints > 0, checkpoints, "{stats:?}");
+    assert_eq!(
+        stats.transactions > 0,
+        mode == Mode::ExactlyOnce,
+        "{stats:?}"
+    );
+    assert_eq!(stats.fenced, 0, "{stats:?}");
     // Without checkpoints, everything before the readings at 20 minutes is
     // committed (those are held by the window they opened); with them,
     // everything.
@@ -198,6 +218,9 @@ fn emits_exactly_the_closed_windows(checkpoints: bool) {
         let next = handle.join().expect("run thread");
         assert_eq!(next.restored, PARTITIONS as u64, "{next:?}");
         assert_eq!((next.consumed, next.rows_out), (0, 0), "{next:?}");
+        // The first instance released its partitions when it stopped: nobody
+        // to fence.
+        assert_eq!(next.fenced, 0, "{next:?}");
     }
 }
 

@@ -50,6 +50,16 @@ pub struct KafkaConfig {
     pub checkpoints: bool,
     /// Largest piece of a job's state per message of the progress log.
     pub state_chunk_bytes: usize,
+    /// Exactly-once mode (see [`transaction`](crate::transaction)): each commit
+    /// is one Kafka transaction holding the outputs, dead letters, state
+    /// checkpoints, progress and source offsets since the last one. Needs
+    /// `checkpoints`.
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` in exactly-once mode; default
+    /// `<group>.<host>.<pid>.<random>`, unique per run (a new owner of a
+    /// partition fences the previous writer by this id, see
+    /// [`transaction`](crate::transaction)).
+    pub transactional_id: Option<String>,
 }
 
 impl KafkaConfig {
@@ -66,6 +76,8 @@ impl KafkaConfig {
             max_message_bytes: vigil_formats::json::DEFAULT_MAX_MESSAGE_BYTES,
             checkpoints: true,
             state_chunk_bytes: crate::state::CHUNK_BYTES,
+            exactly_once: false,
+            transactional_id: None,
         }
     }
 
@@ -105,7 +117,8 @@ impl KafkaConfig {
     }
 
     /// The producer's configuration: idempotent (no duplicates or reordering from
-    /// its own retries), every replica acknowledging.
+    /// its own retries), every replica acknowledging; transactional in
+    /// exactly-once mode.
     pub fn producer(&self, table_properties: &BTreeMap<String, String>) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -118,6 +131,13 @@ impl KafkaConfig {
             .set("allow.auto.create.topics", "false");
         for (key, value) in self.properties.iter().chain(table_properties) {
             config.set(key, value);
+        }
+        if self.exactly_once {
+            let id = self
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| crate::transaction::default_transactional_id(&self.group_id));
+            config.set("transactional.id", id);
         }
         config
     }

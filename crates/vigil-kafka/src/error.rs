@@ -21,6 +21,17 @@ pub enum KafkaError {
         /// librdkafka's reason.
         reason: String,
     },
+    /// Exactly-once: another instance took this one's partitions over and
+    /// fenced its transactional producer (this instance was thrown out of the
+    /// group, or stalled). Its open transaction is aborted; restarting it makes
+    /// it a member again.
+    #[error(
+        "fenced: another instance took over the partitions of transactional.id {writer}; this instance stops without committing"
+    )]
+    Fenced {
+        /// This instance's `transactional.id`.
+        writer: String,
+    },
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] vigil_engine::EngineError),
@@ -38,7 +49,9 @@ impl KafkaError {
     /// as opposed to a configuration that will never work.
     pub fn disposition(&self) -> Disposition {
         match self {
-            KafkaError::Client(_) | KafkaError::Delivery { .. } => Disposition::Retryable,
+            KafkaError::Client(_) | KafkaError::Delivery { .. } | KafkaError::Fenced { .. } => {
+                Disposition::Retryable
+            }
             KafkaError::Engine(e) => e.disposition(),
             KafkaError::Format(e) => e.disposition(),
             KafkaError::Config(_) | KafkaError::Arrow(_) => Disposition::Poison,
@@ -48,3 +61,13 @@ impl KafkaError {
 
 /// Result alias for this crate.
 pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
+
+/// Whether librdkafka's error says the producer was fenced by a newer one with
+/// its `transactional.id`.
+pub fn is_fenced(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch)
+    )
+}

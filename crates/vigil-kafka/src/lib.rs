@@ -23,6 +23,7 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod transaction;
 
 pub use config::KafkaConfig;
 pub use error::{KafkaError, Result};

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::error::{KafkaError, Result};
 use crate::state::{self, Assembly};
+use crate::transaction;
 
 /// How far back, in messages, each read of the progress log reaches at a time.
 const CHUNK: i64 = 256;
@@ -89,10 +90,21 @@ impl ProgressReader {
                 if message.key() == Some(self.group.as_bytes())
                     && let Some((offset, metadata)) = message.payload().and_then(decode)
                 {
+                    let header = |name: &str| {
+                        message.headers().and_then(|headers| {
+                            headers
+                                .iter()
+                                .find(|h| h.key == name)
+                                .and_then(|h| h.value)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                        })
+                    };
                     found = Some(Found {
                         at: message.offset(),
                         offset,
                         metadata,
+                        writer: header(transaction::WRITER),
+                        released: header(transaction::RELEASED).is_some(),
                     });
                 }
             })?;
@@ -120,7 +132,8 @@ impl ProgressReader {
             .fetch_watermarks(topic, partition, self.timeout)?;
         let mut assembly = Assembly::new(found.offset, fingerprints);
         // The chunks were written just before the progress message, after the
-        // group's previous progress message.
+        // group's previous progress message at another offset (one at the same
+        // offset repeats it: a partition released without a new checkpoint).
         let mut end = found.at;
         let mut older_progress = false;
         while end > low && !assembly.complete() && !older_progress {
@@ -128,7 +141,13 @@ impl ProgressReader {
             self.scan(topic, partition, start, end, &mut |message| {
                 let Some(key) = message.key() else { return };
                 if key == self.group.as_bytes() {
-                    older_progress = true;
+                    if message
+                        .payload()
+                        .and_then(decode)
+                        .is_none_or(|(offset, _)| offset != found.offset)
+                    {
+                        older_progress = true;
+                    }
                 } else if let Some(fingerprint) = state::fingerprint_of_key(&self.group, key)
                     && let Some(chunk) = message.payload().and_then(state::decode)
                 {
@@ -190,6 +209,11 @@ pub struct Found {
     pub offset: i64,
     /// The jobs' progress at that offset.
     pub metadata: String,
+    /// The `transactional.id` that wrote it (exactly-once mode).
+    pub writer: Option<String>,
+    /// Whether its writer gave the partition up after committing (see
+    /// [`transaction`](crate::transaction)).
+    pub released: bool,
 }
 
 #[cfg(test)]

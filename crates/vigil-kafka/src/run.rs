@@ -40,8 +40,10 @@ use crate::metrics::RunMetrics;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
 use crate::progress::{self, Found, ProgressReader};
 use crate::sink::{DeadLetter, Sink};
-use crate::source::{Assignment, GroupContext, TopicPartition};
+use crate::source::{self, Assignment, GroupContext, TopicPartition};
 use crate::state;
+use crate::transaction;
+use rdkafka::ClientConfig;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,6 +72,10 @@ pub struct RunStats {
     pub restored: u64,
     /// State checkpoints written (one per partition and commit).
     pub checkpoints: u64,
+    /// Exactly-once: transactions committed.
+    pub transactions: u64,
+    /// Exactly-once: previous writers of taken-over partitions fenced.
+    pub fenced: u64,
 }
 
 /// Counts of a run in progress, readable from other threads (updated after each
@@ -162,7 +168,18 @@ impl std::fmt::Debug for KafkaRun<'_> {
 
 impl<'p> KafkaRun<'p> {
     /// Prepares `pipeline`, every table of which must be a Kafka table.
-    pub fn new(pipeline: &'p Pipeline, config: KafkaConfig) -> Result<KafkaRun<'p>> {
+    pub fn new(pipeline: &'p Pipeline, mut config: KafkaConfig) -> Result<KafkaRun<'p>> {
+        if config.exactly_once {
+            if !config.checkpoints {
+                return Err(KafkaError::Config(
+                    "exactly-once needs state checkpoints (do not turn checkpoints off)".to_owned(),
+                ));
+            }
+            if config.transactional_id.is_none() {
+                config.transactional_id =
+                    Some(transaction::default_transactional_id(&config.group_id));
+            }
+        }
         let mut sources: BTreeMap<String, Source> = BTreeMap::new();
         let mut sinks = Vec::with_capacity(pipeline.jobs.len());
         for (j, job) in pipeline.jobs.iter().enumerate() {
@@ -333,7 +350,15 @@ impl<'p> KafkaRun<'p> {
             .consumer(&properties)
             .create_with_context(context.clone())?;
         self.check_topics(&consumer)?;
-        let sink = Sink::new(&self.config.producer(&properties))?;
+        let producer_config = self.config.producer(&properties);
+        let sink = Sink::new(&producer_config)?;
+        let exactly_once = self.config.exactly_once;
+        if exactly_once {
+            sink.init_transactions(self.config.startup_timeout)?;
+            if let Ok(mut shared) = context.0.lock() {
+                shared.defer_revocations = true;
+            }
+        }
         let reader = ProgressReader::new(
             &self.config.consumer(&properties),
             &self.config.group_id,
@@ -357,13 +382,38 @@ impl<'p> KafkaRun<'p> {
             intake: Intake::new(&consumer),
             reader: &reader,
             runners: &mut runners,
+            producer_config: &producer_config,
             owned: BTreeMap::new(),
             checkpointed: BTreeMap::new(),
+            last_progress: BTreeMap::new(),
+            fenced: Vec::new(),
+            transaction_began: sink.sent(),
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
         };
         let result = loop_.run(stop);
+        if exactly_once {
+            if result.is_err()
+                && let Err(e) = sink.abort(self.config.startup_timeout)
+            {
+                tracing::warn!(error = %e, "aborting the transaction failed");
+            }
+            // Committed and released: revocations from here on are served at
+            // once, and any still waiting are given up.
+            let pending = match context.0.lock() {
+                Ok(mut shared) => {
+                    shared.defer_revocations = false;
+                    std::mem::take(&mut shared.changes)
+                }
+                Err(_) => Vec::new(),
+            };
+            for change in pending {
+                if let Assignment::Revoked(partitions) = change {
+                    source::unassign(&consumer, &partitions);
+                }
+            }
+        }
         let mut stats = loop_.finish();
         // Leaving the group revokes every partition: its safe offset is committed
         // by the rebalance callback.
@@ -398,10 +448,20 @@ struct Loop<'a, 'p> {
     intake: Intake<'a>,
     reader: &'a ProgressReader,
     runners: &'a mut Vec<JobRunner>,
+    /// The sink's producer configuration (to fence a previous writer with).
+    producer_config: &'a ClientConfig,
     owned: BTreeMap<TopicPartition, OffsetTracker>,
     /// Per partition, the offset and jobs' watermarks of its last state
     /// checkpoint.
     checkpointed: BTreeMap<TopicPartition, (i64, Vec<Option<i64>>)>,
+    /// Per partition, the newest progress (offset and metadata) in its log:
+    /// repeated, marked released, when a partition that has no new checkpoint
+    /// to write is given up in exactly-once mode.
+    last_progress: BTreeMap<TopicPartition, (i64, String)>,
+    /// Exactly-once: previous writers already fenced.
+    fenced: Vec<String>,
+    /// Exactly-once: [`Sink::sent`] when the open transaction began.
+    transaction_began: u64,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -439,18 +499,18 @@ impl Loop<'_, '_> {
                 "step"
             );
             self.intake.release();
-            // A rebalance served during the step: a revoked partition's span is
-            // not this instance's to commit, even if the partition came straight
-            // back (its new tracker starts at the committed offset, and its state
-            // is rebuilt by replay from there).
-            let revoked = self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
-            for (tp, &(end, latest)) in &spans {
-                if revoked.contains(tp) {
-                    continue;
-                }
-                if let Some(tracker) = self.owned.get_mut(tp) {
-                    tracker.processed(end, latest);
-                }
+            if self.run.config.exactly_once {
+                // Revocations wait for this loop: the step's spans are still
+                // this instance's, and are committed before the partitions go.
+                self.record(&spans, &[]);
+                self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
+            } else {
+                // A rebalance served during the step: a revoked partition's span
+                // is not this instance's to commit, even if the partition came
+                // straight back (its new tracker starts at the committed offset,
+                // and its state is rebuilt by replay from there).
+                let revoked = self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
+                self.record(&spans, &revoked);
             }
             self.mark_safe()?;
             self.report_step(began, rows_out_before, &spans);
@@ -467,7 +527,29 @@ impl Loop<'_, '_> {
                 last_commit = Instant::now();
             }
         }
-        self.commit()
+        if self.run.config.exactly_once {
+            let all: Vec<TopicPartition> = self.owned.keys().cloned().collect();
+            self.commit_transaction(&all, true)
+        } else {
+            self.commit()
+        }
+    }
+
+    /// Records the step's processed spans in their partitions' trackers, except
+    /// for partitions in `revoked`.
+    fn record(
+        &mut self,
+        spans: &BTreeMap<TopicPartition, (i64, Option<i64>)>,
+        revoked: &[TopicPartition],
+    ) {
+        for (tp, &(end, latest)) in spans {
+            if revoked.contains(tp) {
+                continue;
+            }
+            if let Some(tracker) = self.owned.get_mut(tp) {
+                tracker.processed(end, latest);
+            }
+        }
     }
 
     /// Metrics of the step that just ended: its duration, the latency of its
@@ -589,12 +671,19 @@ impl Loop<'_, '_> {
         for change in changes {
             match change {
                 Assignment::Revoked(partitions) => {
+                    if self.run.config.exactly_once {
+                        // Deferred by the rebalance callback: commit everything
+                        // processed, mark these released, then give them up.
+                        self.commit_transaction(&partitions, false)?;
+                        source::unassign(self.consumer, &partitions);
+                    }
                     for tp in partitions {
                         tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");
                         self.stats.revoked += 1;
                         steps.remove(&tp);
                         self.owned.remove(&tp);
                         self.checkpointed.remove(&tp);
+                        self.last_progress.remove(&tp);
                         if let Some(source) = self.run.sources.get(&tp.0) {
                             for &j in &source.jobs {
                                 self.runners[j].release(partition_number(tp.1)?);
@@ -646,6 +735,22 @@ impl Loop<'_, '_> {
             let p = partition_number(tp.1)?;
             for &j in &source.jobs {
                 self.runners[j].release(p);
+            }
+            if self.run.config.exactly_once
+                && let Some(found) = &found
+                && !found.released
+                && let Some(writer) = &found.writer
+            {
+                self.fence(writer)?;
+            }
+            match &found {
+                Some(found) => {
+                    self.last_progress
+                        .insert(tp.clone(), (found.offset, found.metadata.clone()));
+                }
+                None => {
+                    self.last_progress.remove(&tp);
+                }
             }
             let mut start = offset;
             if let Some(found) = found.as_ref().filter(|_| self.run.config.checkpoints)
@@ -1070,6 +1175,7 @@ impl Loop<'_, '_> {
                         tp.1,
                         &state::chunk_key(group, runner.fingerprint(), index as u32),
                         &value,
+                        &[],
                         &|| self.intake.hold(),
                     )?;
                 }
@@ -1085,6 +1191,9 @@ impl Loop<'_, '_> {
     /// Writes every safe offset, with its progress, to the progress log; once the
     /// broker has it, commits it to the group.
     fn commit(&mut self) -> Result<()> {
+        if self.run.config.exactly_once {
+            return self.commit_transaction(&[], false);
+        }
         let safe = if self.run.config.checkpoints {
             self.checkpoint()?
         } else {
@@ -1100,6 +1209,7 @@ impl Loop<'_, '_> {
                     *partition,
                     self.run.config.group_id.as_bytes(),
                     progress::encode(*offset, metadata).as_bytes(),
+                    &[],
                     &|| self.intake.hold(),
                 )?;
             }
@@ -1127,6 +1237,104 @@ impl Loop<'_, '_> {
                 tracker.committed(offset);
             }
         }
+        Ok(())
+    }
+}
+
+impl Loop<'_, '_> {
+    /// Exactly-once: checkpoints every owned partition that moved (and every
+    /// one in `releasing`), writes its progress naming this writer (marked
+    /// released for `releasing`), and commits the transaction with the source
+    /// offsets; opens the next one unless `last`. A transaction with nothing in
+    /// it is left open.
+    fn commit_transaction(&mut self, releasing: &[TopicPartition], last: bool) -> Result<()> {
+        for tp in releasing {
+            self.checkpointed.remove(tp);
+        }
+        let safe = self.checkpoint()?;
+        let writer = self.sink.transactional_id().unwrap_or_default().to_owned();
+        let mut progress = Vec::new();
+        for (tp, entry) in &safe {
+            progress.push((tp.clone(), entry.clone(), releasing.contains(tp)));
+        }
+        // Given up without a new checkpoint (still replaying): the newest
+        // progress again, released, so the next owner does not fence this
+        // instance.
+        for tp in releasing {
+            if !safe.contains_key(tp)
+                && let Some(entry) = self.last_progress.get(tp)
+            {
+                progress.push((tp.clone(), entry.clone(), true));
+            }
+        }
+        if progress.is_empty() && self.sink.sent() == self.transaction_began && !last {
+            return Ok(());
+        }
+        for ((topic, partition), (offset, metadata), released) in &progress {
+            let Some(source) = self.run.sources.get(topic) else {
+                continue;
+            };
+            let mut headers = vec![(transaction::WRITER, writer.as_str())];
+            if *released {
+                headers.push((transaction::RELEASED, "1"));
+            }
+            self.sink.send_progress(
+                &source.progress,
+                *partition,
+                self.run.config.group_id.as_bytes(),
+                progress::encode(*offset, metadata).as_bytes(),
+                &headers,
+                &|| self.intake.hold(),
+            )?;
+        }
+        self.sink.acknowledged(&|| self.intake.hold())?;
+        self.intake.release();
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), (offset, metadata)) in &safe {
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            if let Some(mut elem) = offsets.find_partition(topic, *partition) {
+                elem.set_metadata(metadata.as_str());
+            }
+        }
+        let group = self.consumer.group_metadata();
+        self.sink.commit_transaction(
+            &offsets,
+            group.as_ref(),
+            last,
+            self.run.config.startup_timeout,
+        )?;
+        self.transaction_began = self.sink.sent();
+        self.stats.transactions += 1;
+        for (tp, (offset, metadata)) in safe {
+            self.stats.commits += 1;
+            self.run.metrics.commits.inc();
+            if let Some(tracker) = self.owned.get_mut(&tp) {
+                tracker.committed(offset);
+            }
+            self.last_progress.insert(tp, (offset, metadata));
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: fences `writer`, the previous writer of a partition being
+    /// taken over that did not release it (see
+    /// [`transaction`](crate::transaction)), unless it is this instance or was
+    /// fenced already.
+    fn fence(&mut self, writer: &str) -> Result<()> {
+        if Some(writer) == self.sink.transactional_id() || self.fenced.iter().any(|w| w == writer) {
+            return Ok(());
+        }
+        transaction::fence(
+            self.producer_config,
+            writer,
+            self.run.config.startup_timeout,
+        )?;
+        tracing::info!(
+            writer,
+            "fenced the previous writer of a partition taken over without release"
+        );
+        self.fenced.push(writer.to_owned());
+        self.stats.fenced += 1;
         Ok(())
     }
 }

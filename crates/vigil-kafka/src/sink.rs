@@ -10,8 +10,10 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::{KafkaError, Result};
@@ -53,6 +55,8 @@ pub struct DeadLetter<'a> {
 
 #[derive(Debug, Default)]
 struct Deliveries {
+    /// Messages handed to the producer.
+    sent: u64,
     pending: u64,
     delivered: u64,
     failed: Option<(String, String)>,
@@ -88,6 +92,8 @@ impl ProducerContext for DeliveryCounter {
 pub struct Sink {
     producer: ThreadedProducer<DeliveryCounter>,
     deliveries: DeliveryCounter,
+    /// The producer's `transactional.id` (exactly-once mode).
+    transactional_id: Option<String>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -104,6 +110,7 @@ impl Sink {
         Ok(Sink {
             producer,
             deliveries,
+            transactional_id: config.get("transactional.id").map(str::to_owned),
         })
     }
 
@@ -133,6 +140,7 @@ impl Sink {
                 .lock()
                 .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
             d.pending += 1;
+            d.sent += 1;
         }
         let mut record = BaseRecord::to(topic).payload(payload);
         if let Some(partition) = partition {
@@ -257,7 +265,7 @@ impl Sink {
 
     /// Sends a message of the progress log to `partition` of `topic`: a
     /// progress message keyed by the consumer group (see
-    /// [`progress`](crate::progress)) or a chunk of state (see
+    /// [`progress`](crate::progress)), with `headers`, or a chunk of state (see
     /// [`state`](crate::state)).
     pub fn send_progress(
         &self,
@@ -265,9 +273,83 @@ impl Sink {
         partition: i32,
         key: &[u8],
         value: &[u8],
+        headers: &[(&str, &str)],
         waiting: &dyn Fn(),
     ) -> Result<()> {
-        self.send(topic, Some(partition), Some(key), value, None, waiting)
+        let headers = (!headers.is_empty()).then(|| {
+            headers
+                .iter()
+                .fold(OwnedHeaders::new(), |all, &(key, value)| {
+                    all.insert(Header {
+                        key,
+                        value: Some(value),
+                    })
+                })
+        });
+        self.send(topic, Some(partition), Some(key), value, headers, waiting)
+    }
+
+    /// Messages handed to the producer so far.
+    pub fn sent(&self) -> u64 {
+        self.deliveries
+            .0
+            .0
+            .lock()
+            .map(|d| d.sent)
+            .unwrap_or_default()
+    }
+
+    /// The producer's `transactional.id`, if it is transactional.
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+
+    /// Exactly-once: registers the transactional producer with the broker
+    /// (fencing an older producer with the same `transactional.id`) and opens
+    /// the first transaction.
+    pub fn init_transactions(&self, timeout: Duration) -> Result<()> {
+        self.producer.init_transactions(timeout)?;
+        self.producer.begin_transaction()?;
+        Ok(())
+    }
+
+    /// Exactly-once: commits the open transaction with the source `offsets`
+    /// (consumed by the group `group`), then opens the next one unless `last`.
+    /// A failure leaves the transaction to [`Sink::abort`].
+    pub fn commit_transaction(
+        &self,
+        offsets: &TopicPartitionList,
+        group: Option<&ConsumerGroupMetadata>,
+        last: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        let fenced = |e: rdkafka::error::KafkaError| {
+            if crate::error::is_fenced(&e) {
+                KafkaError::Fenced {
+                    writer: self.transactional_id.clone().unwrap_or_default(),
+                }
+            } else {
+                KafkaError::Client(e)
+            }
+        };
+        if offsets.count() > 0 {
+            let group = group.ok_or_else(|| {
+                KafkaError::Config("the consumer has no group metadata to commit with".to_owned())
+            })?;
+            self.producer
+                .send_offsets_to_transaction(offsets, group, timeout)
+                .map_err(fenced)?;
+        }
+        self.producer.commit_transaction(timeout).map_err(fenced)?;
+        if !last {
+            self.producer.begin_transaction().map_err(fenced)?;
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: aborts the open transaction (its messages are purged).
+    pub fn abort(&self, timeout: Duration) -> Result<()> {
+        Ok(self.producer.abort_transaction(timeout)?)
     }
 
     /// Waits until the broker has acknowledged every message sent, or fails with

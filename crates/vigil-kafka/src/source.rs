@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 
 /// A source partition: topic and partition number.
 pub type TopicPartition = (String, i32);
@@ -18,7 +19,8 @@ pub type TopicPartition = (String, i32);
 pub enum Assignment {
     /// These partitions are now this instance's.
     Assigned(Vec<TopicPartition>),
-    /// These partitions were taken away (their safe offsets already committed).
+    /// These partitions were taken away (their safe offsets already committed),
+    /// or, in exactly-once mode, are to be given up once the loop has committed.
     Revoked(Vec<TopicPartition>),
 }
 
@@ -42,6 +44,9 @@ pub struct Shared {
     pub consumer_lag: BTreeMap<TopicPartition, i64>,
     /// Brokers in state UP in the latest statistics, not yet reported.
     pub brokers_up: Option<u64>,
+    /// Exactly-once, while the run loop runs: a revocation is left to the loop,
+    /// which commits its transaction before the partitions go.
+    pub defer_revocations: bool,
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
@@ -136,32 +141,89 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let revoked = partitions_of(list);
-            self.commit_safe(consumer, Some(&revoked));
-            if let Ok(mut shared) = self.0.lock() {
-                for tp in &revoked {
-                    shared.safe.remove(tp);
-                    shared.written.remove(tp);
-                }
-                shared.changes.push(Assignment::Revoked(revoked));
+impl GroupContext {
+    /// Before partitions leave (at-least-once): commits what the progress log
+    /// has for them and tells the run loop.
+    fn revoking(&self, consumer: &BaseConsumer<Self>, revoked: Vec<TopicPartition>) {
+        self.commit_safe(consumer, Some(&revoked));
+        if let Ok(mut shared) = self.0.lock() {
+            for tp in &revoked {
+                shared.safe.remove(tp);
+                shared.written.remove(tp);
             }
+            shared.changes.push(Assignment::Revoked(revoked));
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
+    /// Whether a revocation waits for the run loop (exactly-once while it runs).
+    fn defers_revocations(&self) -> bool {
+        self.0.lock().map(|s| s.defer_revocations).unwrap_or(false)
+    }
+}
+
+/// Gives librdkafka's assignment back to it: `partitions` leave the consumer
+/// (all of them under the eager protocol). Called by the rebalance callback, or
+/// by the run loop once it has committed a revocation it deferred.
+pub fn unassign(consumer: &BaseConsumer<GroupContext>, partitions: &[TopicPartition]) {
+    let result = match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in partitions {
+                list.add_partition(topic, *partition);
+            }
+            consumer.incremental_unassign(&list)
+        }
+        _ => consumer.unassign(),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "giving up revoked partitions failed");
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    /// Serves a rebalance. Assigned partitions are taken at once and handed to
+    /// the run loop. Revoked ones are, at least once, committed and given up in
+    /// the callback; in exactly-once mode the callback only tells the run loop,
+    /// which commits its transaction (outputs, state and offsets of everything
+    /// processed) and then gives them up (see [`unassign`]): the rebalance
+    /// waits for that, so no other instance reads them before the commit.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let result = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "taking the assignment failed");
+                }
                 if let Ok(mut shared) = self.0.lock() {
                     shared
                         .changes
-                        .push(Assignment::Assigned(partitions_of(list)));
+                        .push(Assignment::Assigned(partitions_of(tpl)));
                 }
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked = partitions_of(tpl);
+                if self.defers_revocations() {
+                    if let Ok(mut shared) = self.0.lock() {
+                        shared.changes.push(Assignment::Revoked(revoked));
+                    }
+                } else {
+                    self.revoking(consumer, revoked.clone());
+                    unassign(consumer, &revoked);
+                }
+            }
+            other => {
+                let code: rdkafka::types::RDKafkaErrorCode = other.into();
+                tracing::warn!(error = %code, "rebalance error");
+                unassign(consumer, &partitions_of(tpl));
+            }
         }
     }
 }

@@ -382,6 +382,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_checkpoints: bool,
 
+    /// Exactly-once: each commit is one Kafka transaction holding the outputs,
+    /// state and source offsets since the last one (readers use
+    /// isolation.level=read_committed).
+    #[arg(long, conflicts_with = "no_checkpoints")]
+    pub exactly_once: bool,
+
+    /// The transactional.id of this instance in exactly-once mode [default:
+    /// <group>.<pid>.<time>, unique per run].
+    #[arg(long, env = "VIGIL_TRANSACTIONAL_ID", value_name = "ID")]
+    pub transactional_id: Option<String>,
+
     /// Serve /metrics, /healthz and /readyz here while running over Kafka
     /// (port 0: any free port, printed on stderr; `off`: no server)
     /// [default: 127.0.0.1:9464].

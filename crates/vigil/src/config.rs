@@ -7,6 +7,8 @@
 //! brokers = "kafka-1:9092,kafka-2:9092"   # no default
 //! group = "wards"                         # default: vigil-<pipeline file stem>
 //! checkpoints = true                      # state checkpoints in the progress log
+//! exactly_once = false                    # one transaction per commit
+//! transactional_id = "wards-1"            # default: <group>.<pid>.<time>
 //! [kafka.properties]                      # librdkafka properties, unchanged
 //! "security.protocol" = "SASL_SSL"
 //!
@@ -56,6 +58,12 @@ pub struct KafkaSection {
     /// a new owner of a partition restores it instead of replaying its input
     /// (`--no-checkpoints` turns it off); default true.
     pub checkpoints: Option<bool>,
+    /// Whether each commit is one Kafka transaction of outputs, state and
+    /// offsets (`--exactly-once`); default false.
+    pub exactly_once: Option<bool>,
+    /// The producer's `transactional.id` in exactly-once mode
+    /// (`VIGIL_TRANSACTIONAL_ID`, `--transactional-id`); default unique per run.
+    pub transactional_id: Option<String>,
 }
 
 /// `[run]`.
@@ -159,6 +167,8 @@ mod tests {
             brokers = "k1:9092"
             group = "wards"
             checkpoints = false
+            exactly_once = true
+            transactional_id = "wards-1"
             [kafka.properties]
             "security.protocol" = "SASL_SSL"
             [run]
@@ -174,6 +184,8 @@ mod tests {
         assert_eq!(config.kafka.brokers.as_deref(), Some("k1:9092"));
         assert_eq!(config.kafka.group.as_deref(), Some("wards"));
         assert_eq!(config.kafka.checkpoints, Some(false));
+        assert_eq!(config.kafka.exactly_once, Some(true));
+        assert_eq!(config.kafka.transactional_id.as_deref(), Some("wards-1"));
         assert_eq!(
             config
                 .kafka

@@ -41,6 +41,11 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     let mut config = KafkaConfig::new(brokers, group);
     config.batch_messages = args.batch_size.unwrap_or(file.run.batch_size) as usize;
     config.checkpoints = !args.no_checkpoints && file.kafka.checkpoints.unwrap_or(true);
+    config.exactly_once = args.exactly_once || file.kafka.exactly_once.unwrap_or(false);
+    config.transactional_id = args
+        .transactional_id
+        .clone()
+        .or_else(|| file.kafka.transactional_id.clone());
     config.properties.extend(file.kafka.properties.clone());
     config
         .properties
@@ -63,7 +68,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     match outcome {
         Ok(stats) => {
             eprintln!(
-                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} partitions assigned ({} restored from a checkpoint), {} revoked",
+                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} transactions, {} partitions assigned ({} restored from a checkpoint, {} previous writers fenced), {} revoked",
                 stats.consumed,
                 stats.dead_lettered,
                 stats.late,
@@ -72,8 +77,10 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
                 stats.commits,
                 stats.commit_failures,
                 stats.checkpoints,
+                stats.transactions,
                 stats.assigned,
                 stats.restored,
+                stats.fenced,
                 stats.revoked
             );
             Ok(ExitCode::SUCCESS)

@@ -195,23 +195,21 @@ fn two_instances_in_one_group_share_the_partitions_and_together_emit_every_windo
 
 /// With state checkpoints (the default) the survivor restores the killed
 /// instance's state and reads on from its commit; without them it replays from
-/// the commit. Either way no window is missing or wrong.
+/// the commit; exactly-once, it also fences the killed instance's producer.
+/// Either way no window is missing or wrong.
 #[test]
 fn when_an_instance_is_killed_the_other_takes_over_and_no_window_is_missing() {
-    for checkpoints in [true, false] {
-        takes_over_after_a_kill(checkpoints);
+    for flags in [&[][..], &["--no-checkpoints"], &["--exactly-once"]] {
+        takes_over_after_a_kill(flags);
     }
 }
 
-fn takes_over_after_a_kill(checkpoints: bool) {
+fn takes_over_after_a_kill(flags: &[&str]) {
+    let checkpoints = !flags.contains(&"--no-checkpoints");
+    let exactly_once = flags.contains(&"--exactly-once");
     let broker = Broker::start();
     let (input, output) = topics(&broker, "kill");
     let file = pipeline_file(&input, &output, "kill");
-    let flags: &[&str] = if checkpoints {
-        &[]
-    } else {
-        &["--no-checkpoints"]
-    };
     let mut a = Instance::start_with(&broker, &file, "kill", "kill-a", flags);
     let b = Instance::start_with(&broker, &file, "kill", "kill-b", flags);
     wait_for_split(&[&a, &b]);
@@ -251,10 +249,19 @@ fn takes_over_after_a_kill(checkpoints: bool) {
     assert_eq!(got, expected);
     let duplicates = received.len() - expected.len();
     eprintln!(
-        "failover: every window out {:.1} s after SIGKILL; {duplicates} duplicate results; survivor: {}",
+        "failover {flags:?}: every window out {:.1} s after SIGKILL; {duplicates} duplicate results; survivor: {}",
         recovered.as_secs_f64(),
         log_b.trim()
     );
+    if exactly_once {
+        // The killed instance committed everything it had before it went
+        // idle: a read-committed reader sees each window once, and the
+        // survivor fenced the killed instance's producer (it had not released
+        // its partitions).
+        assert_eq!(duplicates, 0, "{log_b}");
+        assert_eq!(count(&log_b, "previous writers fenced"), 1, "{log_b}");
+        assert!(count(&log_b, "transactions") > 0, "{log_b}");
+    }
     // The survivor took the killed instance's partitions over: from their
     // checkpoints, or by replay.
     assert!(
