@@ -183,6 +183,43 @@ impl Broker {
         producer.flush(Duration::from_secs(30)).expect("flush");
     }
 
+    /// Whether a read-committed consumer of this broker skips the messages of
+    /// an aborted transaction (Kafka does; tansu returns them): writes one
+    /// message in a transaction to a new topic, aborts it, writes another in a
+    /// committed one, and reads the topic back.
+    pub fn hides_aborted_transactions(&self) -> bool {
+        let topic = "vigil-tests-aborted-probe";
+        self.create_topic(topic, 1);
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("transactional.id", "vigil-tests-aborted-probe")
+            .create()
+            .expect("producer");
+        let timeout = Duration::from_secs(10);
+        producer.init_transactions(timeout).expect("init");
+        for (payload, commit) in [("aborted", false), ("committed", true)] {
+            producer.begin_transaction().expect("begin");
+            producer
+                .send(
+                    BaseRecord::<(), str>::to(topic)
+                        .partition(0)
+                        .payload(payload),
+                )
+                .map_err(|(e, _)| e)
+                .expect("send");
+            producer.flush(timeout).expect("flush");
+            if commit {
+                producer.commit_transaction(timeout).expect("commit");
+            } else {
+                producer.abort_transaction(timeout).expect("abort");
+            }
+        }
+        let read = self.consume(topic, Duration::from_secs(10), |r| {
+            r.iter().any(|m| m.payload == "committed")
+        });
+        !read.iter().any(|m| m.payload == "aborted")
+    }
+
     /// Reads `topic` from the beginning until `enough` says so (given what was
     /// read) or `timeout` passes; returns what was read.
     pub fn consume(
@@ -195,6 +232,7 @@ impl Broker {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", "vigil-tests-reader")
+            .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");

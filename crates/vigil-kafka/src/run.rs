@@ -674,8 +674,12 @@ impl Loop<'_, '_> {
                     if self.run.config.exactly_once {
                         // Deferred by the rebalance callback: commit everything
                         // processed, mark these released, then give them up.
-                        self.commit_transaction(&partitions, false)?;
+                        // Given up even if the commit fails: the rebalance
+                        // waits for it, and the next owner resumes from the
+                        // last transaction committed.
+                        let committed = self.commit_transaction(&partitions, false);
                         source::unassign(self.consumer, &partitions);
+                        committed?;
                     }
                     for tp in partitions {
                         tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");

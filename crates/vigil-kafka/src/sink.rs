@@ -59,6 +59,9 @@ struct Deliveries {
     sent: u64,
     pending: u64,
     delivered: u64,
+    /// A delivery failed because a newer producer with this one's
+    /// `transactional.id` fenced it.
+    fenced: bool,
     failed: Option<(String, String)>,
 }
 
@@ -78,6 +81,7 @@ impl ProducerContext for DeliveryCounter {
         match result {
             Ok(_) => d.delivered += 1,
             Err((error, message)) => {
+                d.fenced |= crate::error::is_fenced(error);
                 if d.failed.is_none() {
                     use rdkafka::Message;
                     d.failed = Some((message.topic().to_owned(), error.to_string()));
@@ -166,6 +170,9 @@ impl Sink {
                     let (lock, _) = &*self.deliveries.0;
                     if let Ok(mut d) = lock.lock() {
                         d.pending = d.pending.saturating_sub(1);
+                    }
+                    if crate::error::is_fenced(&e) || self.fatally_fenced() {
+                        return Err(self.fenced());
                     }
                     return Err(KafkaError::Delivery {
                         topic: topic.to_owned(),
@@ -299,6 +306,26 @@ impl Sink {
             .unwrap_or_default()
     }
 
+    /// The error of a producer fenced by a newer one with its
+    /// `transactional.id`.
+    fn fenced(&self) -> KafkaError {
+        KafkaError::Fenced {
+            writer: self.transactional_id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the producer's fatal error, if it has one, is that it was fenced.
+    fn fatally_fenced(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        matches!(
+            self.producer.client().fatal_error(),
+            Some((
+                Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch,
+                _
+            ))
+        )
+    }
+
     /// The producer's `transactional.id`, if it is transactional.
     pub fn transactional_id(&self) -> Option<&str> {
         self.transactional_id.as_deref()
@@ -325,9 +352,7 @@ impl Sink {
     ) -> Result<()> {
         let fenced = |e: rdkafka::error::KafkaError| {
             if crate::error::is_fenced(&e) {
-                KafkaError::Fenced {
-                    writer: self.transactional_id.clone().unwrap_or_default(),
-                }
+                self.fenced()
             } else {
                 KafkaError::Client(e)
             }
@@ -370,6 +395,11 @@ impl Sink {
                     .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
                 loop {
                     if let Some((topic, reason)) = d.failed.take() {
+                        // Messages purged because the producer was fenced fail
+                        // with the purge, not the fencing.
+                        if d.fenced || self.fatally_fenced() {
+                            return Err(self.fenced());
+                        }
                         return Err(KafkaError::Delivery { topic, reason });
                     }
                     if d.pending == 0 {
