@@ -7,11 +7,16 @@
 //! dead-letter topic with the reason in its headers; the stream goes on.
 //!
 //! Delivery is at-least-once with no loss: a source offset is committed only when
-//! the broker has acknowledged everything derived from the messages before it and
-//! no open window still holds their rows. A partition that moves to another
-//! instance (a rebalance, a crash) is rebuilt there by replaying it from the
-//! committed offset; the commit's metadata tells the new owner which replayed rows
-//! and windows the old one had already dealt with (see [`offsets`]).
+//! the broker has acknowledged everything derived from the messages before it.
+//! By default each commit first writes the jobs' state to the source's progress
+//! topic ([`state`], [`progress`]), so a partition that moves to another
+//! instance (a rebalance, a crash) is restored there and read on from the
+//! commit; without checkpoints commits stop before what open windows hold, and
+//! the new owner replays from there, the commit's progress telling it which
+//! replayed rows and windows the old one had already dealt with ([`offsets`]).
+//! In exactly-once mode each commit is one Kafka transaction of outputs, state,
+//! progress and offsets, and a partition taken over without release fences its
+//! previous writer ([`transaction`]).
 
 pub mod config;
 pub mod error;

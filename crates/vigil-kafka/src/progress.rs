@@ -117,7 +117,7 @@ impl ProgressReader {
     }
 
     /// The state checkpointed with the progress `found` for the jobs
-    /// `fingerprints` (see [`state`](crate::state)): each job's state bytes, or
+    /// `fingerprints` (see [`state`]): each job's state bytes, or
     /// `None` if some job's state is not in the log (checkpoints were off, or
     /// the pipeline changed).
     pub fn checkpoint(
@@ -212,7 +212,7 @@ pub struct Found {
     /// The `transactional.id` that wrote it (exactly-once mode).
     pub writer: Option<String>,
     /// Whether its writer gave the partition up after committing (see
-    /// [`transaction`](crate::transaction)).
+    /// [`transaction`]).
     pub released: bool,
 }
 
