@@ -25,6 +25,14 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A column of a declared schema holds an unacceptable value.
+    #[error("{column}: {reason}")]
+    Value {
+        /// The column.
+        column: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The event time is not a believable timestamp.
     #[error(transparent)]
     Time(#[from] vigil_core::Error),
@@ -51,7 +59,7 @@ impl DecodeError {
         match self {
             DecodeError::Oversized { .. } => "oversized",
             DecodeError::Json(_) => "malformed",
-            DecodeError::Field { .. } => "invalid_field",
+            DecodeError::Field { .. } | DecodeError::Value { .. } => "invalid_field",
             DecodeError::Time(_) => "bad_timestamp",
             DecodeError::Arrow(_) => "arrow",
             DecodeError::Io(_) => "io",

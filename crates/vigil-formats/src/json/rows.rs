@@ -7,9 +7,10 @@
 //! each message as it is fed (syntax, truncation, exactly one object) and, when a
 //! flush fails, decodes the batch's messages one by one to find the bad ones.
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow_json::reader::{Decoder, ReaderBuilder};
+use vigil_core::time::TimeBounds;
 
 use crate::error::{DecodeError, Result};
 
@@ -188,9 +189,84 @@ impl RowsJsonDecoder {
             },
             Err(_) => self.one_by_one()?,
         };
+        let flushed = self.screen(flushed)?;
         self.pending.clear();
         self.ends.clear();
         self.decoder = new_decoder(&self.schema, self.capacity)?;
+        Ok(flushed)
+    }
+
+    /// Rejects the rows arrow-json accepted but vigil must not: a float that is
+    /// not finite (`1e400`, `"NaN"`, `"inf"` parse as numbers; a NaN vital sign
+    /// would fall outside every scoring band) and an event time before 1970 or
+    /// from the year 2200 on (a device clock reset or set years ahead, see
+    /// [`TimeBounds::HISTORICAL`]).
+    fn screen(&self, mut flushed: Flushed) -> Result<Flushed> {
+        let Some(batch) = flushed.batch.take() else {
+            return Ok(flushed);
+        };
+        // The message index of each row: the accepted messages less those
+        // rejected at flush.
+        let mut rows_of = Vec::with_capacity(batch.num_rows());
+        let mut rejected_at = flushed.rejected.iter().map(|(i, _)| *i).peekable();
+        for i in 0..self.ends.len() {
+            if rejected_at.peek() == Some(&i) {
+                rejected_at.next();
+            } else {
+                rows_of.push(i);
+            }
+        }
+        let mut problems: Vec<Option<DecodeError>> = (0..batch.num_rows()).map(|_| None).collect();
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            match column.data_type() {
+                DataType::Float64 | DataType::Float32 => {
+                    let values = arrow::compute::cast(column, &DataType::Float64)?;
+                    for (row, value) in values.as_primitive::<Float64Type>().iter().enumerate() {
+                        if value.is_some_and(|v| !v.is_finite()) && problems[row].is_none() {
+                            problems[row] = Some(DecodeError::Value {
+                                column: field.name().clone(),
+                                reason: "not a finite number".to_owned(),
+                            });
+                        }
+                    }
+                }
+                DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                    let times = column.as_primitive::<TimestampMillisecondType>();
+                    for (row, millis) in times.iter().enumerate() {
+                        if let Some(millis) = millis
+                            && let Err(e) = TimeBounds::HISTORICAL.check(millis)
+                            && problems[row].is_none()
+                        {
+                            problems[row] = Some(DecodeError::Time(e));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if problems.iter().all(Option::is_none) {
+            flushed.batch = Some(batch);
+            return Ok(flushed);
+        }
+        let keep: BooleanArray = problems.iter().map(|p| Some(p.is_none())).collect();
+        for (row, problem) in problems.into_iter().enumerate() {
+            if let (Some(problem), Some(&i)) = (problem, rows_of.get(row)) {
+                let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                flushed.rejected.push((i, problem));
+                flushed
+                    .rejected_messages
+                    .push(self.pending[start..self.ends[i]].to_vec());
+            }
+        }
+        let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
+        flushed.batch = (kept.num_rows() > 0).then_some(kept);
+        // In message order, as the caller may expect.
+        let mut both: Vec<_> = std::mem::take(&mut flushed.rejected)
+            .into_iter()
+            .zip(std::mem::take(&mut flushed.rejected_messages))
+            .collect();
+        both.sort_by_key(|((i, _), _)| *i);
+        (flushed.rejected, flushed.rejected_messages) = both.into_iter().unzip();
         Ok(flushed)
     }
 
@@ -325,6 +401,53 @@ mod tests {
         // And the next batch starts clean.
         d.decode(br#"{"id":"f","at":6}"#).expect("ok");
         assert_eq!(d.flush().expect("flush").batch.expect("rows").num_rows(), 1);
+    }
+
+    #[test]
+    fn infinities_nans_and_absurd_times_are_rejected_alone() {
+        let mut d = decoder();
+        let messages: [&[u8]; 9] = [
+            br#"{"id":"a","at":1,"x":1}"#,
+            br#"{"id":"b","at":2,"x":1e400}"#,
+            br#"{"id":"c","at":3,"x":"NaN"}"#,
+            br#"{"id":"d","at":4,"x":"-inf"}"#,
+            br#"{"id":"e","at":-86400000,"x":1}"#,
+            br#"{"id":"f","at":"9999-12-31T00:00:00Z","x":1}"#,
+            br#"{"id":"g","at":{"no":1}}"#,
+            br#"{"id":"h","at":9223372036854775807}"#,
+            br#"{"id":"i","at":"2026-11-24T08:00:00Z","x":2}"#,
+        ];
+        for m in messages {
+            d.decode(m).expect("fed");
+        }
+        let f = d.flush().expect("flush");
+        let rejected: Vec<(usize, &str)> = f
+            .rejected
+            .iter()
+            .map(|(i, e)| (*i, e.reason_label()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (1, "invalid_field"),
+                (2, "invalid_field"),
+                (3, "invalid_field"),
+                (4, "bad_timestamp"),
+                (5, "bad_timestamp"),
+                (6, "malformed"),
+                (7, "bad_timestamp"),
+            ]
+        );
+        assert_eq!(f.rejected[0].1.to_string(), "x: not a finite number");
+        assert_eq!(f.rejected_messages[3], messages[4]);
+        let batch = f.batch.expect("rows");
+        let ids: Vec<_> = batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(ids, ["a", "i"]);
     }
 
     #[test]
