@@ -1,6 +1,7 @@
 //! Faults injected through librdkafka's mock cluster: the broker goes down and
 //! comes back mid-stream, and requests fail; the sink's broker answers slowly;
-//! device clocks run minutes fast. Nothing is lost and nothing crashes.
+//! device clocks run minutes fast; devices resend readings. Nothing is lost,
+//! nothing counts twice and nothing crashes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,10 +55,15 @@ impl MockRun {
 
     /// Starts the pipeline, reporting to `registry` if given.
     fn start_reporting(&mut self, registry: Option<prometheus::Registry>) {
+        self.start_with(&sql(INPUT, OUTPUT), registry);
+    }
+
+    /// Starts the pipeline `sql`, reporting to `registry` if given.
+    fn start_with(&mut self, sql: &str, registry: Option<prometheus::Registry>) {
         let pipeline = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(vigil_engine::plan::Pipeline::plan(&sql(INPUT, OUTPUT)))
+            .block_on(vigil_engine::plan::Pipeline::plan(sql))
             .expect("plan");
         let mut config = KafkaConfig::new(self.broker.bootstrap(), "mock");
         config.commit_interval = Duration::from_millis(200);
@@ -238,4 +244,48 @@ fn a_device_clock_minutes_fast_does_not_make_other_readings_late() {
         f64::from(PARTITIONS),
         "the fast readings are counted"
     );
+}
+
+#[test]
+fn resent_readings_are_taken_in_once_where_the_source_declares_a_key() {
+    // Every reading of the first five minutes is resent: right after itself
+    // (half of those with another heart rate), or ahead of itself by a few
+    // messages (a resend overtaking its original), within the watermark delay.
+    let mut run = MockRun::new(1);
+    let all = readings();
+    let (timed, movers) = all.split_at(all.len() - PATIENTS);
+    let mut sent = Vec::new();
+    for (i, (p, k, v)) in timed.iter().enumerate() {
+        sent.push((*p, k.clone(), v.clone()));
+        // Altered copies come after their original: the first to arrive wins.
+        let copy = if i % 6 == 0 {
+            v.replace(r#""heart_rate":"#, r#""heart_rate":1"#)
+        } else {
+            v.clone()
+        };
+        if i % 3 == 0 {
+            sent.push((*p, k.clone(), copy));
+        } else {
+            let at = sent.len().saturating_sub(PATIENTS);
+            sent.insert(at, (*p, k.clone(), copy));
+        }
+    }
+    sent.extend(movers.iter().cloned());
+    produce(&run.broker, INPUT, &sent);
+    let keyed = sql(INPUT, OUTPUT).replace(
+        "  WATERMARK FOR",
+        "  PRIMARY KEY (patient_id, observed_at),\n  WATERMARK FOR",
+    );
+    assert!(keyed.contains("PRIMARY KEY"));
+    let registry = prometheus::Registry::new();
+    run.start_with(&keyed, Some(registry.clone()));
+    let want = expected();
+    let (received, stats) = run.collect(&want, Duration::from_secs(60));
+    assert_eq!(results(&received), want, "each reading counted once");
+    assert_eq!(stats.consumed, sent.len() as u64, "{stats:?}");
+    assert_eq!(stats.duplicates, timed.len() as u64, "{stats:?}");
+    assert_eq!(stats.late + stats.dead_lettered, 0, "{stats:?}");
+    let counted =
+        crate::pipeline::sample(&registry, "vigil_duplicate_rows_total", &[("topic", INPUT)]);
+    assert_eq!(counted, timed.len() as f64);
 }

@@ -377,6 +377,17 @@ impl Pipeline {
                 time,
             });
         }
+        for table in def.tables.iter().filter(|t| !t.key.is_empty()) {
+            if !jobs.iter().any(|j| j.source.name == table.name) {
+                return Err(EngineError::sql(
+                    table.line,
+                    format!(
+                        "table {}: a PRIMARY KEY recognises copies of readings read from a source, and no query reads {}",
+                        table.name, table.name
+                    ),
+                ));
+            }
+        }
         Ok(Pipeline {
             name: name.to_owned(),
             def,
@@ -412,6 +423,13 @@ impl Pipeline {
                 }
             }
             let _ = writeln!(out, "    schema {}", schema_text(&source.schema));
+            if !source.key.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    key ({}): copies of a reading are taken in once",
+                    source.key.join(", ")
+                );
+            }
             for stage in &job.stages {
                 let _ = writeln!(out, "  {}", stage_text(stage));
             }

@@ -74,6 +74,9 @@ pub struct JobReport {
     pub rows_out: u64,
     /// Source rows found late and written to the late output.
     pub rows_late: u64,
+    /// Source rows dropped as copies of a reading already taken in (a source
+    /// that declares a `PRIMARY KEY`).
+    pub rows_duplicate: u64,
     /// Largest operator state seen, in bytes.
     pub peak_state_bytes: usize,
 }
@@ -301,6 +304,7 @@ pub fn run_sources(
             sink: job.sink.name.clone(),
             rows_out: c.rows_out,
             rows_late: c.rows_late,
+            rows_duplicate: c.rows_duplicate,
             peak_state_bytes: peak,
         });
     }

@@ -13,6 +13,7 @@ mod aggregates;
 pub mod alerts;
 pub mod checkpoint;
 mod collapsed;
+pub mod dedup;
 mod job;
 mod latest;
 mod output;

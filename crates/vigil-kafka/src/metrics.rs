@@ -26,6 +26,9 @@ pub struct RunMetrics {
     pub dead_letters: IntCounterVec,
     /// `vigil_late_rows_total{topic}`: rows behind the watermark.
     pub late_rows: IntCounterVec,
+    /// `vigil_duplicate_rows_total{topic}`: rows dropped as copies of a reading
+    /// already taken in (a source declaring a `PRIMARY KEY`).
+    pub duplicate_rows: IntCounterVec,
     /// `vigil_future_rows_total{topic}`: rows whose event time is ahead of their
     /// message's timestamp by more than the source's `max_clock_skew` (a device
     /// clock running fast): kept, but not moving the watermark past the
@@ -163,6 +166,12 @@ impl RunMetrics {
                 registry,
                 "vigil_late_rows_total",
                 "Rows behind the watermark and the allowed lateness.",
+                &["topic"],
+            )?,
+            duplicate_rows: counter_vec(
+                registry,
+                "vigil_duplicate_rows_total",
+                "Rows dropped as copies of a reading already taken in (sources with a PRIMARY KEY).",
                 &["topic"],
             )?,
             future_rows: counter_vec(

@@ -56,6 +56,8 @@ pub struct RunStats {
     pub late: u64,
     /// Replayed rows a previous owner of their partition had already taken in.
     pub replayed_done: u64,
+    /// Rows dropped as copies of a reading already taken in.
+    pub duplicates: u64,
     /// Rows sent to sink topics.
     pub rows_out: u64,
     /// Successful offset commits (one per partition and commit).
@@ -1083,6 +1085,14 @@ impl Loop<'_, '_> {
             if let Some(rule) = &sink.alert_rule {
                 count_alerts(&self.run.metrics, rule, batch);
             }
+        }
+        if emitted.duplicates > 0 {
+            self.stats.duplicates += emitted.duplicates;
+            self.run
+                .metrics
+                .duplicate_rows
+                .with_label_values(&[tp.0.as_str()])
+                .inc_by(emitted.duplicates);
         }
         for batch in &emitted.late {
             self.stats.late += batch.num_rows() as u64;

@@ -70,8 +70,8 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     }
     for j in &report.jobs {
         eprintln!(
-            "vigil run: {}: {} rows written, {} late rows",
-            j.sink, j.rows_out, j.rows_late
+            "vigil run: {}: {} rows written, {} late rows, {} duplicate rows",
+            j.sink, j.rows_out, j.rows_late, j.rows_duplicate
         );
     }
     Ok(ExitCode::from(if rejected > 0 {

@@ -68,10 +68,11 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     match outcome {
         Ok(stats) => {
             eprintln!(
-                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} transactions, {} partitions assigned ({} restored from a checkpoint, {} previous writers fenced), {} revoked",
+                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} duplicate rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} transactions, {} partitions assigned ({} restored from a checkpoint, {} previous writers fenced), {} revoked",
                 stats.consumed,
                 stats.dead_lettered,
                 stats.late,
+                stats.duplicates,
                 stats.rows_out,
                 stats.replayed_done,
                 stats.commits,

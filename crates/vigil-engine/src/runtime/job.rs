@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use super::aggregates::{Aggregates, evaluate, physical_expr, physical_exprs};
 use super::alerts::{AlertPolicy, AlertSettings};
 use super::checkpoint::{self, PartitionState};
+use super::dedup::{self, Dedup, DedupSettings};
 use super::panes::PaneWindows;
 use super::session::Sessions;
 use super::updating::Updating;
@@ -72,6 +73,9 @@ pub struct Emitted {
     pub rows: Vec<RecordBatch>,
     /// Late source rows (in the source's schema), for the late-data output.
     pub late: Vec<RecordBatch>,
+    /// Source rows dropped as copies of a reading already taken in (a source
+    /// declaring a `PRIMARY KEY`).
+    pub duplicates: u64,
 }
 
 /// Counters of a running job.
@@ -85,6 +89,8 @@ pub struct JobCounters {
     /// ([`JobRunner::resume`]): a previous owner already took them into
     /// everything they belong to.
     pub rows_replayed_done: u64,
+    /// Source rows dropped as copies of a reading already taken in.
+    pub rows_duplicate: u64,
     /// Rows emitted for the sink.
     pub rows_out: u64,
 }
@@ -160,6 +166,11 @@ pub struct JobRunner {
     /// The sink's alert policy, if any, and each source partition's state of it.
     alerts: Option<Arc<AlertSettings>>,
     policies: BTreeMap<u32, AlertPolicy>,
+    /// The source's key, if it declares one, and each source partition's memory
+    /// of the readings it has taken in.
+    dedup: Option<Arc<DedupSettings>>,
+    memories: BTreeMap<u32, Dedup>,
+    source_schema: SchemaRef,
     counters: JobCounters,
     fingerprint: u64,
 }
@@ -227,12 +238,22 @@ impl JobRunner {
             output_schema: Arc::clone(&job.output_schema),
             alerts: job.alerts.clone().map(Arc::new),
             policies: BTreeMap::new(),
+            dedup: DedupSettings::of(&job.source)?.map(Arc::new),
+            memories: BTreeMap::new(),
+            source_schema: Arc::clone(&job.source.schema),
             counters: JobCounters::default(),
             fingerprint: checkpoint::fingerprint(&format!(
-                "{}\n{}\n{:?}",
+                "{}\n{}\n{:?}{}",
                 job.sink.name,
                 job.logical_plan.display_indent_schema(),
-                job.alerts
+                job.alerts,
+                // Without a key the text is what it was before keys existed, so
+                // checkpoints of unkeyed jobs stay valid.
+                if job.source.key.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nkey {:?}", job.source.key)
+                }
             )),
         })
     }
@@ -253,12 +274,19 @@ impl JobRunner {
         self.counters
     }
 
-    /// Bytes of operator state held, over every partition.
+    /// Bytes of operator state held, over every partition (the memory of
+    /// readings taken in included).
     pub fn state_bytes(&self) -> usize {
         self.partitions
             .values()
             .map(|p| p.operator.state_bytes())
-            .sum()
+            .sum::<usize>()
+            + self.memories.values().map(Dedup::bytes).sum::<usize>()
+    }
+
+    /// Readings remembered to recognise their copies, over every partition.
+    pub fn remembered_readings(&self) -> usize {
+        self.memories.values().map(Dedup::entries).sum()
     }
 
     /// Groups of operator state held (keys, key-windows or sessions), over every
@@ -304,7 +332,8 @@ impl JobRunner {
         };
         let slot = self.partitions.remove(&partition);
         let policy = self.policies.remove(&partition);
-        let held = slot.is_some() || policy.is_some();
+        let memory = self.memories.remove(&partition);
+        let held = slot.is_some() || policy.is_some() || memory.is_some();
         let mut kept = None;
         if let Some(slot) = slot {
             // A partition catching up is at its own watermark, not the job's.
@@ -322,6 +351,9 @@ impl JobRunner {
         }
         if let Some(policy) = policy.filter(|p| p.keys() > 0) {
             state.parts.push(policy.export()?);
+        }
+        if let Some(memory) = memory {
+            state.parts.push(memory.export(&self.source_schema)?);
         }
         if held {
             self.restore(state.clone())?;
@@ -359,17 +391,37 @@ impl JobRunner {
                 .policies
                 .get(&state.partition)
                 .is_some_and(|p| p.keys() > 0)
+            || self
+                .memories
+                .get(&state.partition)
+                .is_some_and(|m| m.entries() > 0)
         {
             return Err(EngineError::Checkpoint(format!(
                 "partition {} already holds state",
                 state.partition
             )));
         }
-        let (policy_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) =
-            state.parts.into_iter().partition(|part| {
-                checkpoint::tag_of(part)
-                    .is_ok_and(|(role, _)| role == super::alerts::CHECKPOINT_ROLE)
-            });
+        fn role_of(part: &RecordBatch) -> &str {
+            checkpoint::tag_of(part).map_or("", |(role, _)| role)
+        }
+        let (memory_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) = state
+            .parts
+            .into_iter()
+            .partition(|part| role_of(part) == dedup::CHECKPOINT_ROLE);
+        let (policy_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) = parts
+            .into_iter()
+            .partition(|part| role_of(part) == super::alerts::CHECKPOINT_ROLE);
+        if let Some(part) = memory_parts.first() {
+            let settings = self.dedup.as_ref().ok_or_else(|| {
+                EngineError::Checkpoint(
+                    "a job whose source declares no key cannot take a memory of readings"
+                        .to_owned(),
+                )
+            })?;
+            let mut memory = Dedup::new(Arc::clone(settings))?;
+            memory.restore(part)?;
+            self.memories.insert(state.partition, memory);
+        }
         if let Some(part) = policy_parts.first() {
             let settings = self.alerts.as_ref().ok_or_else(|| {
                 EngineError::Checkpoint(
@@ -430,9 +482,12 @@ impl JobRunner {
         if let Some(catch_up) = self.partitions.get(&partition).and_then(|p| p.catch_up) {
             emitted_through = catch_up.watermark.map(|w| self.less_lateness(w));
         }
+        // A replay must also rebuild the memory of readings taken in, or it
+        // would take copies of them in again.
+        let remembered = self.memories.get(&partition).and_then(Dedup::horizon);
         let Some(slot) = self.partitions.get(&partition) else {
             return Progress {
-                horizon: None,
+                horizon: remembered,
                 emitted_through,
             };
         };
@@ -440,7 +495,7 @@ impl JobRunner {
             // Without event time nothing ever leaves the state for good.
             (slot.operator.state_groups() > 0).then_some(i64::MIN)
         } else {
-            slot.operator.horizon()
+            min_option(slot.operator.horizon(), remembered)
         };
         Progress {
             horizon,
@@ -469,6 +524,12 @@ impl JobRunner {
             )));
         }
         self.partitions.remove(&partition);
+        self.memories.remove(&partition);
+        if let Some(settings) = &self.dedup {
+            let mut memory = Dedup::new(Arc::clone(settings))?;
+            memory.resume(progress.horizon);
+            self.memories.insert(partition, memory);
+        }
         let Some(slot) = self.slot(partition)? else {
             return Ok(());
         };
@@ -499,6 +560,7 @@ impl JobRunner {
     pub fn release(&mut self, partition: u32) {
         self.partitions.remove(&partition);
         self.policies.remove(&partition);
+        self.memories.remove(&partition);
     }
 
     /// The watermark last passed to [`advance`](Self::advance).
@@ -525,6 +587,10 @@ impl JobRunner {
     ) -> Result<()> {
         self.counters.rows_in += batch.num_rows() as u64;
         let (batch, times) = self.split_late(partition, batch, out)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let (batch, times) = self.deduplicate(partition, batch, times, out)?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -567,6 +633,10 @@ impl JobRunner {
         } else {
             watermark.saturating_sub(self.lateness_ms)
         };
+        let partitions: Vec<u32> = self.memories.keys().copied().collect();
+        for partition in partitions {
+            self.forget(partition);
+        }
         let mut emitted = Vec::new();
         for (&partition, slot) in self.partitions.iter_mut() {
             if let Some(catch_up) = slot.catch_up {
@@ -668,13 +738,7 @@ impl JobRunner {
                     .clone();
             }
         }
-        let slot = self.partitions.get(&partition);
-        let floor = slot.and_then(|p| p.floor);
-        let watermark = match slot.and_then(|p| p.catch_up) {
-            Some(catch_up) => catch_up.watermark,
-            None => self.watermark,
-        };
-        let cutoff = max_option(watermark, floor).map(|w| w.saturating_sub(self.lateness_ms));
+        let cutoff = self.cutoff(partition);
         let late: BooleanArray = match cutoff {
             Some(cutoff) => {
                 let cutoff = arrow::array::TimestampMillisecondArray::from(vec![cutoff])
@@ -702,6 +766,93 @@ impl JobRunner {
             on_time,
             span(on_time_times.as_primitive::<TimestampMillisecondType>()),
         ))
+    }
+}
+
+impl JobRunner {
+    /// Rows of `partition` older than this are late: its watermark (its own while
+    /// it catches up) or the floor restored with its state, less the allowed
+    /// lateness.
+    fn cutoff(&self, partition: u32) -> Option<i64> {
+        let slot = self.partitions.get(&partition);
+        let floor = slot.and_then(|p| p.floor);
+        let watermark = match slot.and_then(|p| p.catch_up) {
+            Some(catch_up) => catch_up.watermark,
+            None => self.watermark,
+        };
+        max_option(watermark, floor).map(|w| self.less_lateness(w))
+    }
+
+    /// Forgets the readings of `partition` behind both its cutoff and its own
+    /// latest reading less the source's delay and the allowed lateness: a
+    /// partition whose input trails the job's watermark (taken over from another
+    /// instance, replaying) still recognises copies of what it reads now.
+    fn forget(&mut self, partition: u32) {
+        let Some(cutoff) = self.cutoff(partition) else {
+            return;
+        };
+        let (delay, lateness) = (self.delay_ms, self.lateness_ms);
+        if let Some(memory) = self.memories.get_mut(&partition)
+            && let Some(latest) = memory.latest()
+        {
+            let own = latest.saturating_sub(delay).saturating_sub(lateness);
+            memory.forget_before(cutoff.min(own));
+        }
+    }
+
+    /// Drops copies of readings `partition` has already taken in (a source that
+    /// declares a key); rows older than what its memory has forgotten go to the
+    /// late output. Returns the rest and their event-time span.
+    fn deduplicate(
+        &mut self,
+        partition: u32,
+        batch: RecordBatch,
+        times: Option<BatchTimes>,
+        out: &mut Emitted,
+    ) -> Result<(RecordBatch, Option<BatchTimes>)> {
+        let Some(settings) = &self.dedup else {
+            return Ok((batch, times));
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.memories.entry(partition) {
+            slot.insert(Dedup::new(Arc::clone(settings))?);
+        }
+        self.forget(partition);
+        let Some(memory) = self.memories.get_mut(&partition) else {
+            return Ok((batch, times));
+        };
+        let judged = memory.judge(&batch)?;
+        if let Some(too_old) = &judged.too_old {
+            self.counters.rows_late += too_old.true_count() as u64;
+            out.late.push(filter_record_batch(&batch, too_old)?);
+        }
+        self.counters.rows_duplicate += judged.duplicates as u64;
+        self.counters.rows_replayed_done += judged.done as u64;
+        out.duplicates += judged.duplicates as u64;
+        if judged.keep.true_count() == batch.num_rows() {
+            return Ok((batch, times));
+        }
+        let batch = filter_record_batch(&batch, &judged.keep)?;
+        let times = match self.event_time {
+            Some(index) => {
+                let times = batch
+                    .column(index)
+                    .as_primitive::<TimestampMillisecondType>();
+                match (arrow::compute::min(times), arrow::compute::max(times)) {
+                    (Some(first), Some(last)) => Some(BatchTimes { first, last }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok((batch, times))
+    }
+}
+
+/// The earlier of two optional times.
+fn min_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -10,6 +10,12 @@
 //! | `BIGINT`, `INT`, `INTEGER`, `SMALLINT` | Int64 |
 //! | `BOOLEAN` | Boolean |
 //! | `TIMESTAMP` | Timestamp(ms, UTC): event times are UTC milliseconds |
+//!
+//! A source may declare `PRIMARY KEY (columns)`: what identifies one reading, so
+//! that a device's resent copies are recognised and taken in once (see
+//! [`dedup`](crate::runtime::dedup)). The key must include the event-time column:
+//! a reading is identified by when it was taken, and the memory of readings seen
+//! is kept only as long as a copy could still be on time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, ColumnOption, CreateTable, CreateTableOptions, DateTimeField, Expr,
-    SqlOption, Value,
+    SqlOption, TableConstraint, Value,
 };
 
 use crate::error::{EngineError, Result};
@@ -41,6 +47,9 @@ pub struct TableDecl {
     pub event_time: Option<EventTime>,
     /// The `WITH (...)` options, keys lower-cased.
     pub options: BTreeMap<String, String>,
+    /// The declared `PRIMARY KEY` columns (empty if none): rows with the same
+    /// values in them are copies of one reading.
+    pub key: Vec<String>,
 }
 
 /// Which column carries event time, and how far the watermark trails it.
@@ -88,12 +97,14 @@ impl TableDecl {
             .map(|w| event_time(&name, &schema, w))
             .transpose()?;
         let options = options(&create.table_options, line)?;
+        let key = primary_key(create, &name, &schema, event_time.as_ref(), line)?;
         Ok(TableDecl {
             name,
             line,
             schema,
             event_time,
             options,
+            key,
         })
     }
 
@@ -126,6 +137,108 @@ impl TableDecl {
                 format!("table {} needs the option `{key}` in WITH (...)", self.name),
             )
         })
+    }
+}
+
+/// The columns of a `PRIMARY KEY`, written as a table constraint or on one column,
+/// checked: declared, none twice, the event-time column among them.
+fn primary_key(
+    create: &CreateTable,
+    table: &str,
+    schema: &Schema,
+    event_time: Option<&EventTime>,
+    line: u64,
+) -> Result<Vec<String>> {
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => keys.push(
+                pk.columns
+                    .iter()
+                    .map(|c| match &c.column.expr {
+                        Expr::Identifier(ident) => Ok(ident.value.clone()),
+                        other => Err(EngineError::sql(
+                            line,
+                            format!("PRIMARY KEY of table {table}: {other} is not a column name"),
+                        )),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            other => {
+                return Err(EngineError::sql(
+                    line,
+                    format!(
+                        "table {table}: constraint `{other}` is not supported (a source may declare PRIMARY KEY (...))"
+                    ),
+                ));
+            }
+        }
+    }
+    for column in &create.columns {
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::PrimaryKey(_) => keys.push(vec![column.name.value.clone()]),
+                ColumnOption::Unique(_) | ColumnOption::ForeignKey(_) | ColumnOption::Check(_) => {
+                    return Err(EngineError::sql(
+                        line,
+                        format!(
+                            "column {} of table {table}: only NOT NULL and PRIMARY KEY are supported on a column",
+                            column.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if keys.len() > 1 {
+        return Err(EngineError::sql(
+            line,
+            format!("table {table} declares more than one PRIMARY KEY"),
+        ));
+    }
+    let Some(key) = keys.pop() else {
+        return Ok(Vec::new());
+    };
+    for (i, column) in key.iter().enumerate() {
+        if schema.field_with_name(column).is_err() {
+            return Err(EngineError::sql(
+                line,
+                format!("PRIMARY KEY of table {table}: no column {column}"),
+            ));
+        }
+        if key[..i].contains(column) {
+            return Err(EngineError::sql(
+                line,
+                format!("PRIMARY KEY of table {table}: column {column} named twice"),
+            ));
+        }
+    }
+    let carried = schema.fields().len() - key.len();
+    if carried > crate::runtime::dedup::MAX_CARRIED_COLUMNS {
+        return Err(EngineError::sql(
+            line,
+            format!(
+                "table {table} has {carried} columns besides its PRIMARY KEY; a keyed source may have at most {}",
+                crate::runtime::dedup::MAX_CARRIED_COLUMNS
+            ),
+        ));
+    }
+    match event_time {
+        Some(et) if key.contains(&et.column) => Ok(key),
+        Some(et) => Err(EngineError::sql(
+            line,
+            format!(
+                "PRIMARY KEY of table {table} must include its event-time column {}: a reading is identified by when it was taken",
+                et.column
+            ),
+        )),
+        None => Err(EngineError::sql(
+            line,
+            format!(
+                "PRIMARY KEY of table {table} needs event time: declare a WATERMARK, which bounds how long readings are remembered"
+            ),
+        )),
     }
 }
 

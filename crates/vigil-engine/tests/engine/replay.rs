@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use arrow::array::RecordBatch;
 use vigil_engine::runtime::{Emitted, JobRunner, Progress};
 
-use crate::checkpoints::{Collected, batches, feed, finish, input, queries, uninterrupted};
+use crate::checkpoints::{Collected, batches, cases, feed, finish, input, queries, uninterrupted};
 
 /// Output rows as canonical text (floats to 9 significant digits: merges in
 /// another order round the last bits).
@@ -59,9 +59,9 @@ fn a_partition_replayed_from_its_commit_loses_nothing_and_emits_nothing_wrong() 
     // Not the alert policy: its state is not in the commit's progress, so a new
     // owner that replays raises an alert in force again (with its own
     // first_seen). A takeover from a state checkpoint keeps it (checkpoints.rs).
-    for (name, sql) in queries().into_iter().filter(|(n, _)| !n.contains("alert")) {
+    for (name, sql, text) in cases().into_iter().filter(|(n, _, _)| !n.contains("alert")) {
         let p = plan_of(&sql);
-        let input = batches(&p, &input(), 7);
+        let input = batches(&p, &text, 7);
         let job = &p.jobs[0];
 
         let (_, whole) = uninterrupted(job, &p.ctx, &input);
