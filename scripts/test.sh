@@ -4,7 +4,8 @@
 # scripts/tansu.sh; Debian's prometheus and docker-compose packages through
 # scripts/prometheus.sh and scripts/compose.sh),
 # then formatting, clippy with -D warnings, all unit, property,
-# SQL, CLI and Kafka tests, and the documentation examples. The Kafka tests start
+# SQL, CLI and Kafka tests, the documentation examples, and a short run of each
+# fuzz target (scripts/fuzz.sh, which installs cargo-fuzz). The Kafka tests start
 # tansu on free loopback ports; VIGIL_TEST_BROKERS=host:port runs them against
 # another Kafka instead.
 set -euo pipefail
@@ -39,3 +40,6 @@ cargo test --workspace --doc --locked
 
 echo "==> tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+echo "==> fuzzing (VIGIL_FUZZ_SECONDS=${VIGIL_FUZZ_SECONDS:-20} per target)"
+bash scripts/fuzz.sh
