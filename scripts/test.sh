@@ -41,5 +41,5 @@ cargo test --workspace --doc --locked
 echo "==> tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
-echo "==> fuzzing (VIGIL_FUZZ_SECONDS=${VIGIL_FUZZ_SECONDS:-20} per target)"
+echo "==> fuzzing"
 bash scripts/fuzz.sh
