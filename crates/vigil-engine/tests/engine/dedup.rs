@@ -376,3 +376,54 @@ fn copies_change_no_result_of_any_operator() {
         }
     }
 }
+
+/// Narrow messages (one measurement each, as FHIR Observation feeds send them):
+/// a copy is the same patient, time and measurement, resent; the patient's other
+/// measurements at that time are kept.
+#[test]
+fn narrow_copies_are_the_same_patient_time_and_measurement() {
+    let p = plan(
+        "CREATE TABLE vitals (
+  patient_id TEXT NOT NULL, observed_at TIMESTAMP NOT NULL, heart_rate DOUBLE, resp_rate DOUBLE,
+  temperature DOUBLE,
+  PRIMARY KEY (patient_id, observed_at),
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '30' SECOND
+) WITH (connector = 'file', path = 'unused.jsonl', format = 'json-narrow');
+CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json');
+INSERT INTO out SELECT patient_id, window_end, count(*) AS n, count(heart_rate) AS hr,
+  count(resp_rate) AS rr, max(temperature) AS temp
+FROM vitals GROUP BY patient_id, tumble(observed_at, INTERVAL '1' MINUTE);",
+    );
+    let m = |s: i64, code: &str, value: &str, unit: &str| {
+        format!(
+            r#"{{"patient_id":"p1","observed_at":{},"code":"{code}","value":{value},"unit":"{unit}"}}"#,
+            at(s)
+        )
+    };
+    let input = [
+        m(0, "8867-4", "88", "/min"),
+        m(0, "9279-1", "18", "/min"),
+        m(0, "8867-4", "88", "/min"),          // resent
+        m(0, "8310-5", "101.3", "[degF]"),     // 38.5 °C
+        m(0, "8310-5", "38.5", "Cel"),         // the same temperature, resent in °C
+        m(0, "9279-1", "19", "{breaths}/min"), // resent with another value
+        m(10, "8867-4", "90", "/min"),         // a later reading
+        m(120, "8867-4", "70", "/min"),
+    ]
+    .join("\n");
+    let r = run(&p, &[("vitals", &input)], 3);
+    let out = json(r.out("out"));
+    let first = &out[0];
+    assert_eq!(first["n"], 4, "{first}");
+    assert_eq!(
+        (&first["hr"], &first["rr"]),
+        (&2.into(), &1.into()),
+        "{first}"
+    );
+    assert!(
+        (first["temp"].as_f64().unwrap_or(0.0) - 38.5).abs() < 1e-9,
+        "{first}"
+    );
+    assert_eq!(r.report.jobs[0].rows_duplicate, 3);
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+}
