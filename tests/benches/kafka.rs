@@ -13,70 +13,24 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use vigil_engine::plan::{Binding, Pipeline};
 use vigil_kafka::{KafkaConfig, KafkaRun};
 use vigil_tests::Broker;
 
-const PARTITIONS: i32 = 3;
+use common::{PARTITIONS, env_number, news2_pipeline};
+
+mod common;
+
 const BASE_MS: i64 = 1_795_507_200_000;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The shipped NEWS2 pipeline with its tables made Kafka topics.
-fn pipeline(input: &str, output: &str) -> Pipeline {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipelines/news2_per_patient.sql"
-    );
-    let sql = std::fs::read_to_string(path).expect("read the NEWS2 pipeline");
-    let bindings = [
-        Binding::topic("vitals", input),
-        Binding::topic("news2_scores", output),
-        Binding::option("news2_scores", "key", "patient_id"),
-    ];
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-        .block_on(Pipeline::plan_with(&sql, &bindings))
-        .expect("plan")
-}
-
-/// Reading `n`: patient `n % patients`, every 5 s per patient, a monitor's
-/// heart rate, SpO2 and respiration, with blood pressure, temperature and
-/// consciousness every 12th reading.
+/// Reading `n`: every 5 s per patient (see [`common::reading`]).
 fn reading(n: usize, patients: usize) -> (i32, String, String) {
     let patient = n % patients;
     let round = (n / patients) as i64;
-    let at = BASE_MS + round * 5_000 + (patient as i64 * 7) % 5_000;
-    let wobble = ((n * 7919) % 13) as f64;
-    let mut json = format!(
-        r#"{{"patient_id":"p{patient:06}","ward":"w{}","observed_at":{at},"heart_rate":{},"spo2":{},"resp_rate":{},"on_oxygen":false"#,
-        patient % 20,
-        70.0 + wobble,
-        95.0 + wobble / 4.0,
-        14.0 + wobble / 3.0
-    );
-    if round % 12 == 0 {
-        json.push_str(&format!(
-            r#","systolic_bp":{},"diastolic_bp":{},"temperature":{},"consciousness":"A""#,
-            120.0 + wobble,
-            80.0 - wobble,
-            36.8 + wobble / 20.0
-        ));
-    }
-    json.push('}');
-    (
-        (patient % PARTITIONS as usize) as i32,
-        format!("p{patient:06}"),
-        json,
+    common::reading(
+        n,
+        patients,
+        BASE_MS + round * 5_000 + (patient as i64 * 7) % 5_000,
     )
 }
 
@@ -113,18 +67,7 @@ fn fill(broker: &Broker, topic: &str, readings: usize, patients: usize) -> u64 {
 /// Reads the whole topic with a bare consumer; seconds from the first message
 /// to the last.
 fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "bench-raw")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
+    let consumer = common::reader(broker.bootstrap(), "bench-raw", topic, PARTITIONS, &[]);
     let (mut seen, mut bytes, mut first) = (0, 0_usize, None);
     while seen < readings {
         if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
@@ -144,8 +87,8 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let readings = env_usize("VIGIL_BENCH_READINGS", 1_000_000);
-    let patients = env_usize("VIGIL_BENCH_PATIENTS", 2_000);
+    let readings = env_number("VIGIL_BENCH_READINGS", 1_000_000);
+    let patients = env_number("VIGIL_BENCH_PATIENTS", 2_000);
     let broker = Broker::start();
     let (input, output) = ("bench-vitals", "bench-news2");
     broker.create_topic(input, PARTITIONS);
@@ -169,7 +112,7 @@ fn main() {
         bytes as f64 / 1e6 / raw
     );
 
-    let pipeline = pipeline(input, output);
+    let pipeline = news2_pipeline(input, output);
     let config = KafkaConfig::new(broker.bootstrap(), "bench-vigil");
     let mut run = KafkaRun::new(&pipeline, config).expect("run");
     let live = run.live();

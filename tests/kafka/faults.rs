@@ -1,5 +1,6 @@
 //! Faults injected through librdkafka's mock cluster: the broker goes down and
-//! comes back mid-stream, and requests fail; the sink's broker answers slowly;
+//! comes back mid-stream, and requests fail (transactional ones in
+//! exactly-once mode too); the sink's broker answers slowly, for a minute;
 //! device clocks run minutes fast; devices resend readings. Nothing is lost,
 //! nothing counts twice and nothing crashes.
 
@@ -26,6 +27,8 @@ struct MockRun {
     broker: Broker,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<RunStats>>,
+    /// Whether the run is started in exactly-once mode.
+    exactly_once: bool,
 }
 
 impl MockRun {
@@ -45,6 +48,7 @@ impl MockRun {
             broker,
             stop: Arc::new(AtomicBool::new(false)),
             handle: None,
+            exactly_once: false,
         }
     }
 
@@ -67,6 +71,7 @@ impl MockRun {
             .expect("plan");
         let mut config = KafkaConfig::new(self.broker.bootstrap(), "mock");
         config.commit_interval = Duration::from_millis(200);
+        config.exactly_once = self.exactly_once;
         let stop = Arc::clone(&self.stop);
         self.handle = Some(std::thread::spawn(move || {
             let mut run = KafkaRun::new(&pipeline, config).expect("run");
@@ -145,32 +150,113 @@ fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
     run.finish(all.len());
 }
 
+/// Exactly-once while the transaction protocol's requests fail (adding
+/// partitions and offsets to a transaction, committing offsets in it, ending
+/// it, producing into it) with the errors a broker returns while its
+/// coordinator moves or loads: librdkafka retries them, the run goes on, and
+/// the read-committed output holds every window exactly once.
+#[test]
+fn request_errors_during_transactions_lose_nothing_and_repeat_nothing() {
+    use RDKafkaRespErr::*;
+    let mut run = MockRun::new(1);
+    run.exactly_once = true;
+    let all = readings();
+    let half = 15 * PATIENTS;
+    produce(&run.broker, INPUT, &all[..half]);
+    run.start();
+    let first = run
+        .broker
+        .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
+    assert_eq!(first.len(), 2 * PATIENTS);
+
+    let injected: [(RDKafkaApiKey, &[RDKafkaRespErr]); 5] = [
+        (
+            RDKafkaApiKey::AddPartitionsToTxn,
+            &[
+                RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+                RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            ],
+        ),
+        (
+            RDKafkaApiKey::AddOffsetsToTxn,
+            &[
+                RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            ],
+        ),
+        (
+            RDKafkaApiKey::TxnOffsetCommit,
+            &[
+                RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            ],
+        ),
+        (
+            RDKafkaApiKey::EndTxn,
+            &[
+                RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            ],
+        ),
+        (
+            RDKafkaApiKey::Produce,
+            &[RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 3],
+        ),
+    ];
+    for (api, errors) in injected {
+        run.mock.request_errors(api, errors);
+    }
+    produce(&run.broker, INPUT, &all[half..]);
+    let expected = expected();
+    let (received, stats) = run.collect(&expected, Duration::from_secs(90));
+    assert_eq!(results(&received), expected, "nothing lost");
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "each window once in the read-committed output"
+    );
+    assert_eq!(stats.consumed, all.len() as u64, "{stats:?}");
+    assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+    assert!(stats.transactions > 2, "{stats:?}");
+}
+
+impl MockRun {
+    /// Two brokers: broker 1 leads the input, the progress and dead-letter
+    /// topics and coordinates the group; broker 2 leads the output topic (the
+    /// sink), and answers `round_trip` late.
+    fn with_slow_sink(round_trip: Duration) -> MockRun {
+        let run = MockRun::new(2);
+        for partition in 0..PARTITIONS {
+            for (topic, leader) in [
+                (INPUT.to_owned(), 1),
+                (format!("{INPUT}.progress"), 1),
+                (OUTPUT.to_owned(), 2),
+            ] {
+                run.mock
+                    .partition_leader(&topic, partition, Some(leader))
+                    .expect("leader");
+            }
+        }
+        run.mock
+            .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
+            .expect("leader");
+        run.mock
+            .coordinator(MockCoordinator::Group("mock".to_owned()), 1)
+            .expect("coordinator");
+        run.mock
+            .broker_round_trip_time(2, round_trip)
+            .expect("round trip time");
+        run
+    }
+}
+
 #[test]
 fn a_slow_sink_pauses_consumption_and_loses_nothing() {
-    // Broker 1 leads the input and coordinates the group; broker 2 leads the
-    // output topic and answers every request 400 ms late, longer than the loop
+    // Every request to the sink's broker 400 ms late, longer than the loop
     // waits for acknowledgements before it pauses its partitions.
-    let mut run = MockRun::new(2);
-    for partition in 0..PARTITIONS {
-        for (topic, leader) in [
-            (INPUT.to_owned(), 1),
-            (format!("{INPUT}.progress"), 1),
-            (OUTPUT.to_owned(), 2),
-        ] {
-            run.mock
-                .partition_leader(&topic, partition, Some(leader))
-                .expect("leader");
-        }
-    }
-    run.mock
-        .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
-        .expect("leader");
-    run.mock
-        .coordinator(MockCoordinator::Group("mock".to_owned()), 1)
-        .expect("coordinator");
-    run.mock
-        .broker_round_trip_time(2, Duration::from_millis(400))
-        .expect("round trip time");
+    let mut run = MockRun::with_slow_sink(Duration::from_millis(400));
     let all = readings();
     produce(&run.broker, INPUT, &all);
     run.start();
@@ -179,6 +265,84 @@ fn a_slow_sink_pauses_consumption_and_loses_nothing() {
         stats.paused > 0,
         "the slow sink paused consumption: {stats:?}"
     );
+}
+
+/// The sink's broker answers a second late for a whole minute while readings
+/// keep arriving (one per patient and second of event time, ten such seconds
+/// each second: ten minutes of event time):
+/// the loop waits for each step's acknowledgements instead of piling outputs
+/// up, so the messages awaiting acknowledgement stay a handful (not the
+/// minute's hundreds of outputs and commits), it pauses its partitions, and
+/// every window comes out right once the sink is fast again.
+#[test]
+fn a_sink_slow_for_a_minute_holds_little_and_loses_nothing() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let mut run = MockRun::with_slow_sink(Duration::from_secs(1));
+    run.start();
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", run.broker.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let send = |patient: usize, second: i64, hr: f64| {
+        let payload = format!(
+            r#"{{"patient_id":"p{patient}","observed_at":{},"heart_rate":{hr}}}"#,
+            BASE_MS + second * 1000
+        );
+        producer
+            .send(
+                BaseRecord::to(INPUT)
+                    .partition((patient % PARTITIONS as usize) as i32)
+                    .key(&format!("p{patient}"))
+                    .payload(&payload),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    };
+    let mut want = Windows::new();
+    let started = std::time::Instant::now();
+    let mut second = 0_i64;
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        for patient in 0..PATIENTS {
+            let hr = 60.0 + (second % 47) as f64 + patient as f64;
+            send(patient, second, hr);
+            sent += 1;
+            let minute = second / 60 + 1;
+            let end = format!("2026-11-24T{:02}:{:02}:00Z", 8 + minute / 60, minute % 60);
+            let window = want.entry((format!("p{patient}"), end)).or_insert((0, 0.0));
+            window.0 += 1;
+            window.1 = f64::max(window.1, hr);
+        }
+        second += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The sink is fast again; one reading each far ahead closes every window.
+    run.mock
+        .broker_round_trip_time(2, Duration::ZERO)
+        .expect("round trip time");
+    for patient in 0..PATIENTS {
+        send(patient, second + 3600, 50.0);
+        sent += 1;
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let (received, stats) = run.collect(&want, Duration::from_secs(120));
+    assert_eq!(results(&received), want, "nothing lost");
+    assert_eq!(stats.consumed, sent as u64, "{stats:?}");
+    assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+    assert!(
+        stats.paused > 0,
+        "the slow sink paused consumption: {stats:?}"
+    );
+    // Per step: its closed windows (at most one per patient and minute of
+    // event time taken in), a progress message and a state chunk per
+    // partition. Unbounded, the minute's outputs and commits (five a second,
+    // three partitions) would be hundreds.
+    assert!(
+        stats.peak_unacknowledged <= 64,
+        "at most a step's messages awaiting acknowledgement: {stats:?}"
+    );
+    eprintln!("{} windows, {sent} readings; {stats:?}", want.len());
 }
 
 #[test]

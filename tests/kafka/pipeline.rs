@@ -1,5 +1,5 @@
 //! A pipeline from topic to topic: exact output, dead letters for poison messages,
-//! and two group members sharing the partitions.
+//! 10 MB messages, and two group members sharing the partitions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -420,4 +420,116 @@ fn narrow_messages_are_widened_and_wrong_units_dead_lettered() {
         let error = letter.header("vigil.error").unwrap_or_default();
         assert!(error.contains(says), "{error}");
     }
+}
+
+/// A 10 MiB message (an upload sent to the wrong topic, say) is dead-lettered
+/// as oversized with its first 512 KiB and its size, a 100 KiB key with its
+/// first 64 KiB: Kafka refuses messages over about 1 MB by default, and a dead
+/// letter it refused would stop the stream. The readings around them pass.
+#[test]
+fn ten_megabyte_messages_are_dead_lettered_cut_to_size_while_the_good_ones_pass() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let broker = Broker::start();
+    let (input, output) = topics(&broker, "huge");
+    let all = readings();
+    let half = all.len() / 2;
+    produce(&broker, &input, &all[..half]);
+    let filler = "x".repeat(10 * 1024 * 1024);
+    let huge: Vec<(i32, String, String)> = (0..PARTITIONS)
+        .map(|p| {
+            let key = if p == 1 {
+                "k".repeat(100 * 1024)
+            } else {
+                format!("p{p}")
+            };
+            let payload = format!(
+                r#"{{"patient_id":"p{p}","observed_at":{},"heart_rate":80,"note":"{filler}"}}"#,
+                vigil_tests::workload::BASE_MS + 150_500
+            );
+            (p, key, payload)
+        })
+        .collect();
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("message.max.bytes", "20000000")
+        .create()
+        .expect("producer");
+    for (partition, key, payload) in &huge {
+        producer
+            .send(
+                BaseRecord::to(&input)
+                    .partition(*partition)
+                    .key(key.as_str())
+                    .payload(payload.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    produce(&broker, &input, &all[half..]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn(
+        Arc::new(pipeline(&input, &output)),
+        config(&broker, "huge"),
+        Arc::clone(&stop),
+    );
+    let expected = expected();
+    let received = broker.consume(&output, Duration::from_secs(60), |r| {
+        r.len() >= expected.len()
+    });
+    let letters = broker.consume(
+        &format!("{input}.dead-letter"),
+        Duration::from_secs(30),
+        |r| r.len() >= huge.len(),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().expect("run thread");
+    assert_eq!(results(&received), expected, "the good readings pass");
+    assert_eq!(stats.consumed, (all.len() + huge.len()) as u64);
+    assert_eq!(stats.dead_lettered, huge.len() as u64);
+    assert_eq!(letters.len(), huge.len());
+    for letter in &letters {
+        let (_, key, payload) = &huge[letter_partition(letter)];
+        assert_eq!(letter.header("vigil.reason"), Some("oversized"));
+        assert_eq!(
+            letter.header("vigil.source.offset"),
+            Some(
+                half_on(&all[..half], letter_partition(letter))
+                    .to_string()
+                    .as_str()
+            )
+        );
+        assert_eq!(
+            letter.header("vigil.source.bytes"),
+            Some(payload.len().to_string().as_str())
+        );
+        assert_eq!(letter.payload, payload[..512 * 1024]);
+        if key.len() > 64 * 1024 {
+            assert_eq!(letter.key.as_deref(), Some(&key[..64 * 1024]));
+            assert_eq!(
+                letter.header("vigil.source.key_bytes"),
+                Some(key.len().to_string().as_str())
+            );
+        } else {
+            assert_eq!(letter.key.as_deref(), Some(key.as_str()));
+            assert_eq!(letter.header("vigil.source.key_bytes"), None);
+        }
+    }
+}
+
+/// The source partition a dead letter names.
+fn letter_partition(letter: &vigil_tests::Received) -> usize {
+    letter
+        .header("vigil.source.partition")
+        .and_then(|p| p.parse().ok())
+        .expect("partition header")
+}
+
+/// How many of `messages` went to `partition`: the offset of the next one.
+fn half_on(messages: &[(i32, String, String)], partition: usize) -> usize {
+    messages
+        .iter()
+        .filter(|(p, _, _)| *p as usize == partition)
+        .count()
 }

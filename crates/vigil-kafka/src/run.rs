@@ -78,6 +78,9 @@ pub struct RunStats {
     pub transactions: u64,
     /// Exactly-once: previous writers of taken-over partitions fenced.
     pub fenced: u64,
+    /// The most messages (outputs, dead letters, progress) awaiting the
+    /// broker's acknowledgement at once.
+    pub peak_unacknowledged: u64,
 }
 
 /// Counts of a run in progress, readable from other threads (updated after each
@@ -650,6 +653,7 @@ impl Loop<'_, '_> {
 
     fn finish(&mut self) -> RunStats {
         self.stats.paused = self.intake.pauses();
+        self.stats.peak_unacknowledged = self.sink.peak_unacknowledged();
         self.stats.replayed_done = self
             .runners
             .iter()

@@ -32,6 +32,24 @@ pub const SOURCE_OFFSET: &str = "vigil.source.offset";
 /// Header: its Kafka timestamp (milliseconds since the epoch), if it had one.
 pub const SOURCE_TIMESTAMP: &str = "vigil.source.timestamp";
 
+/// Header: the size in bytes of a source message whose dead letter carries only
+/// its first [`DEAD_LETTER_PAYLOAD_BYTES`] (absent when the payload is whole).
+pub const SOURCE_BYTES: &str = "vigil.source.bytes";
+
+/// Largest payload a dead letter carries: a message larger than this (a 10 MB
+/// upload to a vitals topic, say) is dead-lettered with its first bytes and its
+/// size in [`SOURCE_BYTES`]; its source coordinates find the whole of it. Kafka
+/// refuses messages over about 1 MB by default, and a dead letter that cannot
+/// be written would stop the stream.
+pub const DEAD_LETTER_PAYLOAD_BYTES: usize = 512 * 1024;
+
+/// Header: the size in bytes of a source message's key, when its dead letter
+/// carries only the first [`DEAD_LETTER_KEY_BYTES`] of it.
+pub const SOURCE_KEY_BYTES: &str = "vigil.source.key_bytes";
+
+/// Largest key a dead letter carries (see [`DEAD_LETTER_PAYLOAD_BYTES`]).
+pub const DEAD_LETTER_KEY_BYTES: usize = 64 * 1024;
+
 /// How long [`Sink::acknowledged`] waits for the broker before it runs its
 /// `waiting` callback (and again after each further period).
 const ACK_WAIT_PERIOD: Duration = Duration::from_millis(100);
@@ -58,6 +76,8 @@ struct Deliveries {
     /// Messages handed to the producer.
     sent: u64,
     pending: u64,
+    /// The most messages pending at once.
+    peak_pending: u64,
     delivered: u64,
     /// A delivery failed because a newer producer with this one's
     /// `transactional.id` fenced it.
@@ -144,6 +164,7 @@ impl Sink {
                 .lock()
                 .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
             d.pending += 1;
+            d.peak_pending = d.peak_pending.max(d.pending);
             d.sent += 1;
         }
         let mut record = BaseRecord::to(topic).payload(payload);
@@ -225,8 +246,9 @@ impl Sink {
     }
 
     /// Sends a message that could not be used to `topic`, as it came (payload and
-    /// key), with where it came from and why in headers. `waiting` runs while the
-    /// producer's queue is full.
+    /// key; a payload over [`DEAD_LETTER_PAYLOAD_BYTES`] cut to that and its size
+    /// in [`SOURCE_BYTES`], a key over [`DEAD_LETTER_KEY_BYTES`] likewise), with where it came from and why in headers.
+    /// `waiting` runs while the producer's queue is full.
     pub fn send_dead_letter(
         &self,
         topic: &str,
@@ -267,6 +289,25 @@ impl Sink {
                 value: Some(timestamp.as_str()),
             });
         }
+        let (mut payload, mut key) = (payload, key);
+        let (size, key_size) = (
+            payload.len().to_string(),
+            key.map_or(0, <[u8]>::len).to_string(),
+        );
+        if payload.len() > DEAD_LETTER_PAYLOAD_BYTES {
+            payload = &payload[..DEAD_LETTER_PAYLOAD_BYTES];
+            headers = headers.insert(Header {
+                key: SOURCE_BYTES,
+                value: Some(size.as_str()),
+            });
+        }
+        if let Some(whole) = key.filter(|k| k.len() > DEAD_LETTER_KEY_BYTES) {
+            key = Some(&whole[..DEAD_LETTER_KEY_BYTES]);
+            headers = headers.insert(Header {
+                key: SOURCE_KEY_BYTES,
+                value: Some(key_size.as_str()),
+            });
+        }
         self.send(topic, None, key, payload, Some(headers), waiting)
     }
 
@@ -303,6 +344,18 @@ impl Sink {
             .0
             .lock()
             .map(|d| d.sent)
+            .unwrap_or_default()
+    }
+
+    /// The most messages handed to the producer and not yet acknowledged at
+    /// once: what a slow broker makes this process hold (bounded, as the loop
+    /// waits for acknowledgements before it takes more input).
+    pub fn peak_unacknowledged(&self) -> u64 {
+        self.deliveries
+            .0
+            .0
+            .lock()
+            .map(|d| d.peak_pending)
             .unwrap_or_default()
     }
 

@@ -1,0 +1,97 @@
+//! What the end-to-end benches share: the shipped NEWS2 pipeline with its tables
+//! made Kafka topics, and simulated monitor readings.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use vigil_engine::plan::{Binding, Pipeline};
+
+/// Partitions of the benches' input and output topics.
+pub const PARTITIONS: i32 = 3;
+
+/// The shipped NEWS2 pipeline (`pipelines/news2_per_patient.sql`) reading topic
+/// `input` and writing topic `output`, keyed by patient.
+pub fn news2_pipeline(input: &str, output: &str) -> Pipeline {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipelines/news2_per_patient.sql"
+    );
+    let sql = std::fs::read_to_string(path).expect("read the NEWS2 pipeline");
+    let bindings = [
+        Binding::topic("vitals", input),
+        Binding::topic("news2_scores", output),
+        Binding::option("news2_scores", "key", "patient_id"),
+    ];
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan_with(&sql, &bindings))
+        .expect("plan")
+}
+
+/// Reading `n` of `patients`, observed at `at_ms`: patient `n % patients`, a
+/// monitor's heart rate, SpO2 and respiration, with blood pressure, temperature
+/// and consciousness in every 12th round of readings. Returns partition, key
+/// and JSON payload.
+pub fn reading(n: usize, patients: usize, at_ms: i64) -> (i32, String, String) {
+    let patient = n % patients;
+    let round = n / patients;
+    let wobble = ((n * 7919) % 13) as f64;
+    let mut json = format!(
+        r#"{{"patient_id":"p{patient:06}","ward":"w{}","observed_at":{at_ms},"heart_rate":{},"spo2":{},"resp_rate":{},"on_oxygen":false"#,
+        patient % 20,
+        70.0 + wobble,
+        95.0 + wobble / 4.0,
+        14.0 + wobble / 3.0
+    );
+    if round.is_multiple_of(12) {
+        json.push_str(&format!(
+            r#","systolic_bp":{},"diastolic_bp":{},"temperature":{},"consciousness":"A""#,
+            120.0 + wobble,
+            80.0 - wobble,
+            36.8 + wobble / 20.0
+        ));
+    }
+    json.push('}');
+    (
+        (patient % PARTITIONS as usize) as i32,
+        format!("p{patient:06}"),
+        json,
+    )
+}
+
+/// A whole-number setting from the environment variable `name`, or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A consumer of `bootstrap` (group `group`, no commits, `properties` on top)
+/// assigned partitions `0..partitions` of `topic` from the beginning: no group
+/// join to wait for.
+pub fn reader(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    properties: &[(&str, &str)],
+) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    for (key, value) in properties {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&list).expect("assign");
+    consumer
+}
