@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use vigil_kafka::{KafkaConfig, KafkaRun};
 use vigil_tests::Broker;
 
@@ -46,19 +46,10 @@ fn fill(broker: &Broker, topic: &str, readings: usize, patients: usize) -> u64 {
     for n in 0..readings {
         let (partition, key, payload) = reading(n, patients);
         bytes += payload.len() as u64;
-        let mut record = BaseRecord::to(topic)
-            .partition(partition)
-            .key(&key)
-            .payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
+        assert!(
+            common::send(&producer, topic, partition, &key, &payload),
+            "the producer refused a reading"
+        );
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
     bytes

@@ -46,7 +46,7 @@ use common::{env_number, news2_pipeline};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 use vigil_kafka::{KafkaConfig, KafkaRun, RunMetrics};
 
@@ -141,25 +141,8 @@ fn run_feed(bootstrap: &str, topic: &str, patients: usize, feed: &Feed) {
         while sent < due && !feed.stop.load(Ordering::Relaxed) {
             let (_, key, payload) = common::reading(n, patients, at);
             let partition = ((n % patients) % PARTITIONS as usize) as i32;
-            let mut record = BaseRecord::to(topic)
-                .partition(partition)
-                .key(&key)
-                .payload(&payload);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, back)) => {
-                        if !matches!(
-                            e.rdkafka_error_code(),
-                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ) {
-                            feed.failed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }
+            if !common::send(&producer, topic, partition, &key, &payload) {
+                feed.failed.fetch_add(1, Ordering::Relaxed);
             }
             n += 1;
             sent += 1;

@@ -3,7 +3,9 @@
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use vigil_engine::plan::{Binding, Pipeline};
 
 /// Partitions of the benches' input and output topics.
@@ -94,4 +96,29 @@ pub fn reader(
     }
     consumer.assign(&list).expect("assign");
     consumer
+}
+
+/// Hands a message to `producer`, waiting while its queue is full; false if the
+/// producer refused it for another reason.
+pub fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: &str,
+) -> bool {
+    let mut record = BaseRecord::to(topic)
+        .partition(partition)
+        .key(key)
+        .payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                record = back;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(_) => return false,
+        }
+    }
 }
