@@ -1164,10 +1164,9 @@ impl Loop<'_, '_> {
                 continue;
             };
             let p = partition_number(tp.1)?;
-            if source.jobs.iter().any(|&j| self.runners[j].replaying(p)) {
-                continue; // taken over by replay: its commit waits until it is done
-            }
-            // Everything processed: the state holds the rows the windows need.
+            // Everything processed: the state holds the rows the windows need
+            // (a partition taken over by replay carries the replay on: what the
+            // previous owner took in and emitted stays skipped).
             let Some(offset) = tracker.checkpointable() else {
                 continue; // nothing taken in yet
             };
@@ -1275,7 +1274,7 @@ impl Loop<'_, '_> {
         for (tp, entry) in &safe {
             progress.push((tp.clone(), entry.clone(), releasing.contains(tp)));
         }
-        // Given up without a new checkpoint (still replaying): the newest
+        // Given up without a new checkpoint (nothing taken in yet): the newest
         // progress again, released, so the next owner does not fence this
         // instance.
         for tp in releasing {

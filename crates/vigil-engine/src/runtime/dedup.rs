@@ -34,6 +34,10 @@ use crate::sql::ddl::TableDecl;
 
 /// Role of the memory's checkpoint part.
 pub(crate) const CHECKPOINT_ROLE: &str = "dedup";
+/// Schema metadata key of the checkpoint part: the time before which a
+/// replaying partition's rows were judged by a previous owner (see
+/// [`Dedup::resume`]).
+const DONE_BEFORE: &str = "vigil.done_before";
 
 /// Most columns a keyed source may carry besides its key: one bit each.
 pub const MAX_CARRIED_COLUMNS: usize = 64;
@@ -322,11 +326,19 @@ impl Dedup {
             false,
         ));
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        checkpoint::tagged(
+        let batch = checkpoint::tagged(
             batch,
             CHECKPOINT_ROLE,
             self.forgotten_before.unwrap_or(i64::MIN),
-        )
+        )?;
+        // A memory checkpointed while its partition replays goes on replaying.
+        let Some(done_before) = self.done_before else {
+            return Ok(batch);
+        };
+        let mut metadata = batch.schema_ref().metadata().clone();
+        metadata.insert(DONE_BEFORE.to_owned(), done_before.to_string());
+        let schema = Schema::new_with_metadata(batch.schema_ref().fields().clone(), metadata);
+        Ok(batch.with_schema(Arc::new(schema))?)
     }
 
     /// Loads a part written by [`export`](Self::export) of the same source into
@@ -368,6 +380,10 @@ impl Dedup {
         }
         self.forgotten_before = (tag != i64::MIN).then_some(tag);
         self.latest = self.seen.keys().next_back().copied();
+        self.done_before = match part.schema_ref().metadata().get(DONE_BEFORE) {
+            Some(text) => Some(text.parse().map_err(|_| bad("done-before time"))?),
+            None => None,
+        };
         Ok(())
     }
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::kernels::cmp::lt;
 use arrow::compute::{filter_record_batch, is_null, not, or};
-use arrow::datatypes::{Field, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::common::Column;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
@@ -114,6 +114,69 @@ struct PartitionSlot {
     /// job's (see [`JobRunner::resume`]).
     catch_up: Option<CatchUp>,
 }
+
+impl PartitionSlot {
+    /// Whether the partition is still replaying after a [`JobRunner::resume`]:
+    /// its operator lacks the rows the previous owner was done with, and must
+    /// not emit what that owner emitted.
+    fn replaying(&self) -> bool {
+        self.catch_up.is_some() && (self.done_before.is_some() || self.emitted_floor.is_some())
+    }
+
+    /// The resume fields of a replaying partition as a checkpoint part, so that
+    /// a partition checkpointed mid-replay is restored still replaying: the
+    /// instance that takes it over skips what the previous owners were done
+    /// with and emits nothing they emitted.
+    fn replay_part(&self) -> Result<RecordBatch> {
+        let fields: Vec<Field> = REPLAY_COLUMNS
+            .iter()
+            .map(|name| Field::new(*name, DataType::Int64, true))
+            .collect();
+        let values = [
+            self.floor,
+            self.done_before,
+            self.emitted_floor,
+            self.catch_up.and_then(|c| c.watermark),
+        ];
+        let columns: Vec<ArrayRef> = values
+            .into_iter()
+            .map(|v| Arc::new(Int64Array::from(vec![v])) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        checkpoint::tagged(batch, REPLAY_ROLE, 0)
+    }
+
+    /// Puts the slot back in the replay a [`replay_part`](Self::replay_part)
+    /// describes.
+    fn resume_from(&mut self, part: &RecordBatch) -> Result<()> {
+        let value = |name: &str| -> Result<Option<i64>> {
+            let column = part
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .filter(|c| c.len() == 1)
+                .ok_or_else(|| {
+                    EngineError::Checkpoint(format!("the replay part has no {name} value"))
+                })?;
+            Ok(column.is_valid(0).then(|| column.value(0)))
+        };
+        self.floor = value(REPLAY_COLUMNS[0])?;
+        self.done_before = value(REPLAY_COLUMNS[1])?;
+        self.emitted_floor = value(REPLAY_COLUMNS[2])?;
+        self.catch_up = Some(CatchUp {
+            watermark: value(REPLAY_COLUMNS[3])?,
+        });
+        if let Some(through) = self.emitted_floor {
+            self.operator.suppress_through(through);
+        }
+        Ok(())
+    }
+}
+
+/// Checkpoint role of a replaying partition's resume fields.
+const REPLAY_ROLE: &str = "replay";
+/// The columns of the replay part: the slot's floor, done-before and emitted
+/// floor, and the partition's own watermark.
+const REPLAY_COLUMNS: [&str; 4] = ["floor", "done_before", "emitted_floor", "own_watermark"];
 
 /// A partition replaying behind the job's watermark.
 #[derive(Debug, Clone, Copy, Default)]
@@ -347,7 +410,9 @@ impl JobRunner {
                 slot.emitted_floor,
                 slot.catch_up,
             ));
+            let replay = slot.replaying().then(|| slot.replay_part()).transpose()?;
             state.parts = slot.operator.export()?;
+            state.parts.extend(replay);
         }
         if let Some(policy) = policy.filter(|p| p.keys() > 0) {
             state.parts.push(policy.export()?);
@@ -411,6 +476,9 @@ impl JobRunner {
         let (policy_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) = parts
             .into_iter()
             .partition(|part| role_of(part) == super::alerts::CHECKPOINT_ROLE);
+        let (replay_parts, parts): (Vec<RecordBatch>, Vec<RecordBatch>) = parts
+            .into_iter()
+            .partition(|part| role_of(part) == REPLAY_ROLE);
         if let Some(part) = memory_parts.first() {
             let settings = self.dedup.as_ref().ok_or_else(|| {
                 EngineError::Checkpoint(
@@ -452,28 +520,30 @@ impl JobRunner {
             (None, Some(_)) => true,
             _ => false,
         };
-        self.partitions.insert(
-            state.partition,
-            PartitionSlot {
-                operator,
-                floor: state.watermark,
-                done_before: None,
-                emitted_floor: None,
-                catch_up: behind.then_some(CatchUp {
-                    watermark: state.watermark,
-                }),
-            },
-        );
+        let mut slot = PartitionSlot {
+            operator,
+            floor: state.watermark,
+            done_before: None,
+            emitted_floor: None,
+            catch_up: behind.then_some(CatchUp {
+                watermark: state.watermark,
+            }),
+        };
+        // Checkpointed mid-replay: it goes on replaying.
+        if let Some(part) = replay_parts.first() {
+            slot.resume_from(part)?;
+        }
+        self.partitions.insert(state.partition, slot);
         Ok(())
     }
 
     /// Whether `partition` is still replaying after a [`resume`](Self::resume):
-    /// its checkpoint would not hold what the previous owner already emitted
-    /// or took in, so it is no state to hand on yet.
+    /// skipping what the previous owner took in, emitting nothing it emitted
+    /// (a checkpoint taken meanwhile carries that on).
     pub fn replaying(&self, partition: u32) -> bool {
-        self.partitions.get(&partition).is_some_and(|slot| {
-            slot.catch_up.is_some() && (slot.done_before.is_some() || slot.emitted_floor.is_some())
-        })
+        self.partitions
+            .get(&partition)
+            .is_some_and(PartitionSlot::replaying)
     }
 
     /// How far `partition`'s input has been taken in (see [`Progress`]).

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use arrow::array::RecordBatch;
-use vigil_engine::runtime::{Emitted, JobRunner, Progress};
+use vigil_engine::runtime::{Emitted, JobRunner, PartitionState, Progress};
 
 use crate::checkpoints::{Collected, batches, cases, feed, finish, input, queries, uninterrupted};
 
@@ -161,4 +161,86 @@ fn replayed_rows_a_previous_owner_took_in_are_skipped_and_counted() {
     let total: usize = input.iter().map(|(b, _)| b.num_rows()).sum();
     assert!(emitted.rows.is_empty() && emitted.late.is_empty());
     assert_eq!(runner.counters().rows_replayed_done, total as u64);
+}
+
+/// A partition checkpointed while it replays (an exactly-once instance gives up
+/// a partition it is rebuilding by replay, or commits one) and restored on
+/// another instance goes on replaying there: together the two emit exactly what
+/// one replayer emits, row for row, with the same late rows. Without the replay
+/// in the checkpoint the second would emit windows the first owner had emitted,
+/// or windows from part of their rows.
+#[test]
+fn a_partition_checkpointed_mid_replay_goes_on_replaying_where_it_is_restored() {
+    for (name, sql, text) in cases() {
+        let p = plan_of(&sql);
+        let input = batches(&p, &text, 7);
+        let job = &p.jobs[0];
+        let last = input.iter().map(|(_, max)| *max).max().expect("input");
+        // A replayer on an instance whose other partitions are far ahead: it
+        // replays to the end of the input.
+        let replayer = |progress: Progress| {
+            let mut runner = JobRunner::new(job, &p.ctx).expect("runner");
+            runner
+                .advance(last + 86_400_000, &mut Emitted::default())
+                .expect("advance");
+            runner.resume(0, progress).expect("resume");
+            runner
+        };
+        // Without a stateful operator only the memory of readings replays.
+        let mut checkpointed_replaying = name.starts_with("filter");
+        // Every other commit and checkpoint point (a run takes a minute otherwise).
+        for cut in (0..=input.len()).step_by(2) {
+            let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+            feed(
+                &mut first,
+                &input[..cut],
+                &mut None,
+                &mut Collected::default(),
+            );
+            let progress = first.progress(0);
+            let commit = committable(&input, cut, progress);
+
+            let mut whole = Collected::default();
+            let mut one = replayer(progress);
+            feed(&mut one, &input[commit..], &mut None, &mut whole);
+            finish(&mut one, &mut whole);
+            let mut expected = rows(&whole.rows);
+            expected.sort();
+
+            let mids = (commit..=input.len()).step_by(2);
+            for (mid, ahead) in mids.flat_map(|m| [(m, false), (m, true)]) {
+                let mut out = Collected::default();
+                let mut seen = None;
+                let mut a = replayer(progress);
+                feed(&mut a, &input[commit..mid], &mut seen, &mut out);
+                checkpointed_replaying |= a.replaying(0);
+                let bytes = a
+                    .checkpoint(0)
+                    .and_then(|s| s.to_bytes())
+                    .expect("checkpoint");
+                drop(a);
+
+                let mut b = JobRunner::new(job, &p.ctx).expect("runner");
+                if ahead {
+                    b.advance(last + 86_400_000, &mut Emitted::default())
+                        .expect("advance");
+                }
+                let state = PartitionState::from_bytes(&bytes).expect("decode");
+                b.restore(state).expect("restore");
+                feed(&mut b, &input[mid..], &mut seen, &mut out);
+                finish(&mut b, &mut out);
+                let mut got = rows(&out.rows);
+                got.sort();
+                let context = format!(
+                    "{name}: commit after {cut} batches ({commit} committable), checkpointed after {mid}, new owner ahead: {ahead}"
+                );
+                assert_eq!(got, expected, "{context}");
+                assert_eq!(out.late, whole.late, "{context}: late rows");
+            }
+        }
+        assert!(
+            checkpointed_replaying,
+            "{name}: never checkpointed while replaying"
+        );
+    }
 }
