@@ -27,12 +27,19 @@ struct MockRun {
     broker: Broker,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<RunStats>>,
-    /// Whether the run is started in exactly-once mode.
+    /// Whether the run is started in exactly-once mode (as `transactional.id`
+    /// [`TRANSACTIONAL_ID`]).
     exactly_once: bool,
+    /// librdkafka properties of the run's clients.
+    properties: Vec<(String, String)>,
 }
+
+/// The run's `transactional.id` in exactly-once mode.
+const TRANSACTIONAL_ID: &str = "mock-txn";
 
 impl MockRun {
     fn new(brokers: i32) -> MockRun {
+        crate::log_if_asked();
         let mock = MockCluster::new(brokers).expect("mock cluster");
         let broker = Broker::at(mock.bootstrap_servers());
         for (topic, partitions) in [
@@ -49,6 +56,7 @@ impl MockRun {
             stop: Arc::new(AtomicBool::new(false)),
             handle: None,
             exactly_once: false,
+            properties: Vec::new(),
         }
     }
 
@@ -72,6 +80,8 @@ impl MockRun {
         let mut config = KafkaConfig::new(self.broker.bootstrap(), "mock");
         config.commit_interval = Duration::from_millis(200);
         config.exactly_once = self.exactly_once;
+        config.transactional_id = Some(TRANSACTIONAL_ID.to_owned());
+        config.properties.extend(self.properties.iter().cloned());
         let stop = Arc::clone(&self.stop);
         self.handle = Some(std::thread::spawn(move || {
             let mut run = KafkaRun::new(&pipeline, config).expect("run");
@@ -80,6 +90,21 @@ impl MockRun {
             }
             run.run(&stop).expect("the run survives the fault")
         }));
+    }
+
+    /// Produces the first half of the readings, starts the pipeline and waits
+    /// until its first windows are out; returns every reading and where the
+    /// second half starts.
+    fn start_on_first_half(&mut self) -> (Vec<vigil_tests::workload::Message>, usize) {
+        let all = readings();
+        let half = 15 * PATIENTS;
+        produce(&self.broker, INPUT, &all[..half]);
+        self.start();
+        let first = self
+            .broker
+            .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
+        assert_eq!(first.len(), 2 * PATIENTS);
+        (all, half)
     }
 
     /// Waits (at most `timeout`) until the output topic holds every window of
@@ -119,14 +144,7 @@ impl MockRun {
 #[test]
 fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
     let mut run = MockRun::new(1);
-    let all = readings();
-    let half = 15 * PATIENTS;
-    produce(&run.broker, INPUT, &all[..half]);
-    run.start();
-    let first = run
-        .broker
-        .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
-    assert_eq!(first.len(), 2 * PATIENTS);
+    let (all, half) = run.start_on_first_half();
 
     // Down while the rest is produced (the producer retries until it is back),
     // then up; and a few produce and commit requests fail afterwards.
@@ -160,14 +178,7 @@ fn request_errors_during_transactions_lose_nothing_and_repeat_nothing() {
     use RDKafkaRespErr::*;
     let mut run = MockRun::new(1);
     run.exactly_once = true;
-    let all = readings();
-    let half = 15 * PATIENTS;
-    produce(&run.broker, INPUT, &all[..half]);
-    run.start();
-    let first = run
-        .broker
-        .consume(OUTPUT, Duration::from_secs(60), |r| r.len() >= 2 * PATIENTS);
-    assert_eq!(first.len(), 2 * PATIENTS);
+    let (all, half) = run.start_on_first_half();
 
     let injected: [(RDKafkaApiKey, &[RDKafkaRespErr]); 5] = [
         (
@@ -246,9 +257,53 @@ impl MockRun {
             .coordinator(MockCoordinator::Group("mock".to_owned()), 1)
             .expect("coordinator");
         run.mock
+            .coordinator(MockCoordinator::Transaction(TRANSACTIONAL_ID.to_owned()), 1)
+            .expect("coordinator");
+        run.mock
             .broker_round_trip_time(2, round_trip)
             .expect("round trip time");
         run
+    }
+}
+
+/// The sink's broker down for longer than the producer tries to deliver
+/// (`message.timeout.ms`): outputs fail for good, and the run goes on from its
+/// last commit instead of stopping (every partition's state restored, the
+/// consumer sought back). In exactly-once mode the open transaction is aborted
+/// and a read-committed reader sees each window once; at least once, every
+/// window comes out.
+#[test]
+fn outputs_that_fail_for_good_rewind_the_run_to_its_last_commit_and_it_goes_on() {
+    for exactly_once in [false, true] {
+        let mut run = MockRun::with_slow_sink(Duration::ZERO);
+        run.exactly_once = exactly_once;
+        run.properties
+            .push(("message.timeout.ms".to_owned(), "1000".to_owned()));
+        let (all, half) = run.start_on_first_half();
+
+        run.mock.broker_down(2).expect("down");
+        produce(&run.broker, INPUT, &all[half..]);
+        std::thread::sleep(Duration::from_secs(3));
+        run.mock.broker_up(2).expect("up");
+
+        let expected = expected();
+        let (received, stats) = run.collect(&expected, Duration::from_secs(90));
+        eprintln!(
+            "exactly once: {exactly_once}: {} results for {} windows; {stats:?}",
+            received.len(),
+            expected.len()
+        );
+        assert_eq!(results(&received), expected, "nothing lost");
+        assert!(stats.rewinds >= 1, "{stats:?}");
+        assert!(stats.consumed > all.len() as u64, "input again: {stats:?}");
+        assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+        if exactly_once {
+            assert_eq!(
+                received.len(),
+                expected.len(),
+                "each window once in the read-committed output"
+            );
+        }
     }
 }
 

@@ -33,12 +33,7 @@ fn instances_joining_and_leaving_while_data_flows_lose_nothing_and_exactly_once_
 }
 
 fn rebalances_while_data_flows(mode: Mode) {
-    if let Ok(filter) = std::env::var("VIGIL_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_test_writer()
-            .try_init();
-    }
+    crate::log_if_asked();
     let broker = Broker::start();
     let name = format!("churn-{mode:?}").to_lowercase();
     let (input, output) = topics(&broker, &name);

@@ -12,8 +12,10 @@ pub enum KafkaError {
     /// librdkafka reported an error.
     #[error("kafka: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
-    /// The broker did not acknowledge output: commits stop, nothing is lost, and
-    /// the partition is replayed from the last commit by whoever runs it next.
+    /// The broker did not acknowledge output: nothing is committed past it, and
+    /// the run goes on from its last commit ([`is_recoverable`]); when it keeps
+    /// failing the run stops, and whoever runs the partitions next resumes from
+    /// the last commit.
     #[error("delivery to {topic} failed: {reason}")]
     Delivery {
         /// The topic written to.
@@ -32,6 +34,12 @@ pub enum KafkaError {
         /// This instance's `transactional.id`.
         writer: String,
     },
+    /// The producer cannot go on after a failed delivery or transaction (a
+    /// fatal librdkafka error, or messages it neither delivers nor fails):
+    /// the run stops without committing, and a restart resumes from the last
+    /// commit.
+    #[error("the producer cannot go on: {0}")]
+    Producer(String),
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] vigil_engine::EngineError),
@@ -49,9 +57,10 @@ impl KafkaError {
     /// as opposed to a configuration that will never work.
     pub fn disposition(&self) -> Disposition {
         match self {
-            KafkaError::Client(_) | KafkaError::Delivery { .. } | KafkaError::Fenced { .. } => {
-                Disposition::Retryable
-            }
+            KafkaError::Client(_)
+            | KafkaError::Delivery { .. }
+            | KafkaError::Fenced { .. }
+            | KafkaError::Producer(_) => Disposition::Retryable,
             KafkaError::Engine(e) => e.disposition(),
             KafkaError::Format(e) => e.disposition(),
             KafkaError::Config(_) | KafkaError::Arrow(_) => Disposition::Poison,
@@ -61,6 +70,19 @@ impl KafkaError {
 
 /// Result alias for this crate.
 pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
+
+/// Whether the run can go on from its last commit after `error` (a delivery
+/// that failed, a transaction that must be aborted or timed out), once the
+/// producer [recovers](crate::sink::Sink::recover), rather than stop.
+pub fn is_recoverable(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Delivery { .. } => true,
+        KafkaError::Client(rdkafka::error::KafkaError::Transaction(e)) => {
+            !e.is_fatal() && (e.txn_requires_abort() || e.is_retriable())
+        }
+        _ => false,
+    }
+}
 
 /// Whether librdkafka's error says the producer was fenced by a newer one with
 /// its `transactional.id`.

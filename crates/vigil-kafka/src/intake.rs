@@ -83,6 +83,16 @@ impl<'a> Intake<'a> {
         self.held.borrow_mut().pop_front()
     }
 
+    /// Drops the held messages of `partitions` (rewound to their last commit:
+    /// they are fetched again from there).
+    pub fn discard(&self, partitions: &[(String, i32)]) {
+        self.held.borrow_mut().retain(|m| {
+            !partitions
+                .iter()
+                .any(|(topic, partition)| m.topic() == topic && m.partition() == *partition)
+        });
+    }
+
     /// How many waits paused the consumer.
     pub fn pauses(&self) -> u64 {
         self.pauses.get()

@@ -46,6 +46,9 @@ pub struct RunMetrics {
     /// `vigil_sink_pauses_total`: waits for the sink long enough to pause
     /// consumption.
     pub sink_pauses: IntCounter,
+    /// `vigil_rewinds_total`: outputs that failed (a delivery, a transaction),
+    /// after which every partition went on from its last commit.
+    pub rewinds: IntCounter,
     /// `vigil_step_duration_seconds`: one step (poll and decode a batch, run the
     /// jobs, send and acknowledge their outputs).
     pub step_duration: Histogram,
@@ -206,6 +209,11 @@ impl RunMetrics {
                 registry,
                 "vigil_sink_pauses_total",
                 "Waits for the sink long enough to pause consumption.",
+            )?,
+            rewinds: counter(
+                registry,
+                "vigil_rewinds_total",
+                "Failed outputs (a delivery, a transaction) after which every partition went on from its last commit.",
             )?,
             step_duration: histogram(
                 registry,

@@ -172,18 +172,28 @@ impl ProgressReader {
         list.add_partition_offset(topic, partition, Offset::Offset(start))?;
         self.consumer.assign(&list)?;
         let deadline = Instant::now() + self.timeout;
+        // Consumer errors are mostly news of the cluster (a broker down, even
+        // one this partition does not live on): the read goes on until the
+        // deadline, and the last error explains a read that did not end.
+        let mut last_error = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                let cause = last_error
+                    .map(|e: rdkafka::error::KafkaError| format!(" (last error: {e})"))
+                    .unwrap_or_default();
                 return Err(KafkaError::Config(format!(
-                    "reading the progress topic {topic} partition {partition} took over {} s",
+                    "reading the progress topic {topic} partition {partition} took over {} s{cause}",
                     self.timeout.as_secs()
                 )));
             }
             match self.consumer.poll(left) {
                 None => continue,
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => {
+                    tracing::debug!(topic, partition, error = %e, "reading the progress topic");
+                    last_error = Some(e);
+                }
                 Some(Ok(message)) => {
                     if message.offset() >= end {
                         break;

@@ -81,7 +81,16 @@ pub struct RunStats {
     /// The most messages (outputs, dead letters, progress) awaiting the
     /// broker's acknowledgement at once.
     pub peak_unacknowledged: u64,
+    /// Failed outputs (a delivery, a transaction) after which every owned
+    /// partition went on from its last commit.
+    pub rewinds: u64,
 }
+
+/// Rewinds in a row, without a commit between them, before a run gives up
+/// (the output keeps failing: a restart, or the operator, must look).
+const MAX_REWINDS_IN_A_ROW: u32 = 5;
+/// The pause before a rewind, times the rewinds in a row.
+const REWIND_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Counts of a run in progress, readable from other threads (updated after each
 /// step, once its outputs are acknowledged).
@@ -393,6 +402,7 @@ impl<'p> KafkaRun<'p> {
             last_progress: BTreeMap::new(),
             fenced: Vec::new(),
             transaction_began: sink.sent(),
+            rewinds_in_a_row: 0,
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
@@ -467,6 +477,8 @@ struct Loop<'a, 'p> {
     fenced: Vec<String>,
     /// Exactly-once: [`Sink::sent`] when the open transaction began.
     transaction_began: u64,
+    /// Rewinds since the last successful commit.
+    rewinds_in_a_row: u32,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -478,20 +490,83 @@ impl Loop<'_, '_> {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// Runs steps until `stop`, going on from the last commit after an output
+    /// that failed (see [`rewind`](Self::rewind)); commits on the way out.
     fn run(&mut self, stop: &AtomicBool) -> Result<()> {
-        let mut last_commit = Instant::now();
         let mut watermarks: BTreeMap<String, Watermarks> = self
             .run
             .sources
             .iter()
             .map(|(t, s)| (t.clone(), s.watermarks.clone()))
             .collect();
+        loop {
+            match self.steps(stop, &mut watermarks) {
+                Ok(()) => break,
+                Err(e)
+                    if crate::error::is_recoverable(&e)
+                        && self.rewinds_in_a_row < MAX_REWINDS_IN_A_ROW =>
+                {
+                    self.rewinds_in_a_row += 1;
+                    tracing::warn!(error = %e, attempt = self.rewinds_in_a_row, "output failed: every partition goes on from its last commit");
+                    std::thread::sleep(REWIND_BACKOFF * self.rewinds_in_a_row);
+                    self.rewind(&mut watermarks)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if self.run.config.exactly_once {
+            let all: Vec<TopicPartition> = self.owned.keys().cloned().collect();
+            self.commit_transaction(&all, true)
+        } else {
+            self.commit()
+        }
+    }
+
+    /// Goes on from the last commit after an output failed: the producer
+    /// recovers (in exactly-once mode the open transaction, with every output
+    /// since the last commit, is aborted), then every owned partition is taken
+    /// over again as if just assigned: its state restored from the checkpoint
+    /// at its commit (or rebuilt by replay), the consumer sought back there.
+    /// What was processed since is processed again; in exactly-once mode a
+    /// read-committed reader sees it once.
+    fn rewind(&mut self, watermarks: &mut BTreeMap<String, Watermarks>) -> Result<()> {
+        self.sink.recover(self.run.config.startup_timeout)?;
+        self.transaction_began = self.sink.sent();
+        let partitions: Vec<TopicPartition> = self.owned.keys().cloned().collect();
+        self.intake.discard(&partitions);
+        for tp in &partitions {
+            self.owned.remove(tp);
+            self.checkpointed.remove(tp);
+            let p = partition_number(tp.1)?;
+            if let Some(source) = self.run.sources.get(&tp.0) {
+                for &j in &source.jobs {
+                    self.runners[j].release(p);
+                }
+            }
+            if let Some(w) = watermarks.get_mut(&tp.0) {
+                w.revoke(p);
+            }
+        }
+        self.take_over(&partitions, watermarks, true)?;
+        self.intake.release();
+        self.stats.rewinds += 1;
+        self.run.metrics.rewinds.inc();
+        Ok(())
+    }
+
+    /// Steps until `stop`.
+    fn steps(
+        &mut self,
+        stop: &AtomicBool,
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<()> {
+        let mut last_commit = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let (began, consumed_before, rows_out_before) =
                 (Instant::now(), self.stats.consumed, self.stats.rows_out);
-            let mut steps = self.collect(&mut watermarks)?;
+            let mut steps = self.collect(watermarks)?;
             let collected = Instant::now();
-            let spans = self.process(&mut steps, &mut watermarks)?;
+            let spans = self.process(&mut steps, watermarks)?;
             let processed = Instant::now();
             // Nothing counts as processed before the broker has all it produced;
             // consumption pauses while the sink catches up.
@@ -508,13 +583,13 @@ impl Loop<'_, '_> {
                 // Revocations wait for this loop: the step's spans are still
                 // this instance's, and are committed before the partitions go.
                 self.record(&spans, &[]);
-                self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
+                self.apply_changes(&mut BTreeMap::new(), watermarks)?;
             } else {
                 // A rebalance served during the step: a revoked partition's span
                 // is not this instance's to commit, even if the partition came
                 // straight back (its new tracker starts at the committed offset,
                 // and its state is rebuilt by replay from there).
-                let revoked = self.apply_changes(&mut BTreeMap::new(), &mut watermarks)?;
+                let revoked = self.apply_changes(&mut BTreeMap::new(), watermarks)?;
                 self.record(&spans, &revoked);
             }
             self.mark_safe()?;
@@ -532,12 +607,7 @@ impl Loop<'_, '_> {
                 last_commit = Instant::now();
             }
         }
-        if self.run.config.exactly_once {
-            let all: Vec<TopicPartition> = self.owned.keys().cloned().collect();
-            self.commit_transaction(&all, true)
-        } else {
-            self.commit()
-        }
+        Ok(())
     }
 
     /// Records the step's processed spans in their partitions' trackers, except
@@ -677,16 +747,16 @@ impl Loop<'_, '_> {
         for change in changes {
             match change {
                 Assignment::Revoked(partitions) => {
-                    if self.run.config.exactly_once {
-                        // Deferred by the rebalance callback: commit everything
-                        // processed, mark these released, then give them up.
-                        // Given up even if the commit fails: the rebalance
-                        // waits for it, and the next owner resumes from the
-                        // last transaction committed.
+                    // Exactly-once: deferred by the rebalance callback: commit
+                    // everything processed, mark these released, then give them
+                    // up. Given up even if the commit fails: the rebalance waits
+                    // for it, and the next owner resumes from the last
+                    // transaction committed.
+                    let committed = self.run.config.exactly_once.then(|| {
                         let committed = self.commit_transaction(&partitions, false);
                         source::unassign(self.consumer, &partitions);
-                        committed?;
-                    }
+                        committed
+                    });
                     for tp in partitions {
                         tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");
                         self.stats.revoked += 1;
@@ -704,19 +774,26 @@ impl Loop<'_, '_> {
                         }
                         revoked.push(tp);
                     }
+                    // This instance holds nothing of them any more when the
+                    // failure is dealt with (see `rewind`).
+                    committed.transpose()?;
                 }
-                Assignment::Assigned(partitions) => self.assign(&partitions, watermarks)?,
+                Assignment::Assigned(partitions) => {
+                    self.take_over(&partitions, watermarks, false)?
+                }
             }
         }
         Ok(revoked)
     }
 
     /// Takes partitions over: from the committed offset, resuming each job at the
-    /// progress the commit's metadata records.
-    fn assign(
+    /// progress the commit's metadata records. `rewinding`: partitions this
+    /// instance already consumed, sought back to where they resume.
+    fn take_over(
         &mut self,
         partitions: &[TopicPartition],
         watermarks: &mut BTreeMap<String, Watermarks>,
+        rewinding: bool,
     ) -> Result<()> {
         let mut list = TopicPartitionList::new();
         for (topic, partition) in partitions {
@@ -767,7 +844,7 @@ impl Loop<'_, '_> {
                 && self.restore(source, &tp, found)?
             {
                 start = Some(found.offset);
-                if offset != start {
+                if offset != start && !rewinding {
                     // The state was written, the commit was not: read on from
                     // the state's offset.
                     self.consumer.seek(
@@ -799,8 +876,15 @@ impl Loop<'_, '_> {
             if let Some(w) = watermarks.get_mut(&tp.0) {
                 w.assign(p, now);
             }
-            self.stats.assigned += 1;
-            tracing::info!(topic = %tp.0, partition = tp.1, offset = ?start, "partition assigned");
+            if rewinding {
+                let to = start.map_or(Offset::Beginning, Offset::Offset);
+                self.consumer
+                    .seek(&tp.0, tp.1, to, self.run.config.startup_timeout)?;
+                tracing::info!(topic = %tp.0, partition = tp.1, offset = ?start, "partition rewound");
+            } else {
+                self.stats.assigned += 1;
+                tracing::info!(topic = %tp.0, partition = tp.1, offset = ?start, "partition assigned");
+            }
             self.owned.insert(tp, OffsetTracker::new(start));
         }
         Ok(())
@@ -1248,6 +1332,7 @@ impl Loop<'_, '_> {
             Err(_) => return Ok(()),
         };
         for (tp, offset) in committed {
+            self.rewinds_in_a_row = 0;
             self.stats.commits += 1;
             self.run.metrics.commits.inc();
             if let Some(tracker) = self.owned.get_mut(&tp) {
@@ -1322,6 +1407,7 @@ impl Loop<'_, '_> {
         )?;
         self.transaction_began = self.sink.sent();
         self.stats.transactions += 1;
+        self.rewinds_in_a_row = 0;
         for (tp, (offset, metadata)) in safe {
             self.stats.commits += 1;
             self.run.metrics.commits.inc();

@@ -403,13 +403,7 @@ impl Sink {
         last: bool,
         timeout: Duration,
     ) -> Result<()> {
-        let fenced = |e: rdkafka::error::KafkaError| {
-            if crate::error::is_fenced(&e) {
-                self.fenced()
-            } else {
-                KafkaError::Client(e)
-            }
-        };
+        let fenced = |e: rdkafka::error::KafkaError| self.fenced_or(e);
         if offsets.count() > 0 {
             let group = group.ok_or_else(|| {
                 KafkaError::Config("the consumer has no group metadata to commit with".to_owned())
@@ -428,6 +422,65 @@ impl Sink {
     /// Exactly-once: aborts the open transaction (its messages are purged).
     pub fn abort(&self, timeout: Duration) -> Result<()> {
         Ok(self.producer.abort_transaction(timeout)?)
+    }
+
+    /// Makes the producer usable again after a failed delivery or transaction,
+    /// for the run to go on from its last commit: in exactly-once mode aborts
+    /// the open transaction and opens the next; in both modes waits (at most
+    /// `timeout`) until every message sent has been acknowledged or has
+    /// failed, and forgets the failures. An error if the producer cannot go on
+    /// (fenced, or a fatal error such as an idempotent producer's broken
+    /// sequence).
+    pub fn recover(&self, timeout: Duration) -> Result<()> {
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            if self.fatally_fenced() {
+                return Err(self.fenced());
+            }
+            return Err(KafkaError::Producer(format!("{code:?}: {reason}")));
+        }
+        if self.transactional_id.is_some() {
+            self.producer
+                .abort_transaction(timeout)
+                .map_err(|e| self.fenced_or(e))?;
+        }
+        let deadline = Instant::now() + timeout;
+        let (lock, wake) = &*self.deliveries.0;
+        let mut d = lock
+            .lock()
+            .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+        while d.pending > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KafkaError::Producer(format!(
+                    "{} messages still unacknowledged after {timeout:?}",
+                    d.pending
+                )));
+            }
+            d = wake
+                .wait_timeout(d, left)
+                .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?
+                .0;
+        }
+        if d.fenced {
+            return Err(self.fenced());
+        }
+        d.failed = None;
+        drop(d);
+        if self.transactional_id.is_some() {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| self.fenced_or(e))?;
+        }
+        Ok(())
+    }
+
+    /// `error`, or [`KafkaError::Fenced`] if it says this producer was fenced.
+    fn fenced_or(&self, error: rdkafka::error::KafkaError) -> KafkaError {
+        if crate::error::is_fenced(&error) {
+            self.fenced()
+        } else {
+            KafkaError::Client(error)
+        }
     }
 
     /// Waits until the broker has acknowledged every message sent, or fails with

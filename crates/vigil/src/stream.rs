@@ -68,7 +68,7 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
     match outcome {
         Ok(stats) => {
             eprintln!(
-                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} duplicate rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} transactions, {} partitions assigned ({} restored from a checkpoint, {} previous writers fenced), {} revoked",
+                "vigil run: {} messages consumed, {} dead-lettered, {} late rows, {} duplicate rows, {} rows written, {} replayed rows already done, {} offset commits ({} failed), {} state checkpoints, {} transactions, {} partitions assigned ({} restored from a checkpoint, {} previous writers fenced), {} revoked, {} rewinds after a failed output",
                 stats.consumed,
                 stats.dead_lettered,
                 stats.late,
@@ -82,7 +82,8 @@ pub fn run(args: &RunArgs, file: &Config, pipeline: &Pipeline) -> anyhow::Result
                 stats.assigned,
                 stats.restored,
                 stats.fenced,
-                stats.revoked
+                stats.revoked,
+                stats.rewinds
             );
             Ok(ExitCode::SUCCESS)
         }
