@@ -560,6 +560,15 @@ fn main() {
         rss.first().copied().unwrap_or(0.0),
         at_end - at_half
     );
+    let per_checkpoint = stats.checkpoint_bytes / stats.checkpoints.max(1);
+    let commit_ms = stats.commit_time.as_secs_f64() * 1e3 / stats.commit_rounds.max(1) as f64;
+    println!(
+        "commits: {} rounds ({} transactions), {commit_ms:.1} ms each on average (one a second), {} checkpoints of {per_checkpoint} bytes on average ({:.1} MB in all)",
+        stats.commit_rounds,
+        stats.transactions,
+        stats.checkpoints,
+        stats.checkpoint_bytes as f64 / 1e6
+    );
     let q = |p| quantile(&latencies, p).map_or("-".to_owned(), |v| v.to_string());
     println!(
         "latency (ms, {} rows): p50 {}, p99 {}, p99.9 {}, max {}",
@@ -583,6 +592,10 @@ fn main() {
             "rows_out": stats.rows_out,
             "rows_read": rows_read,
             "checkpoints": stats.checkpoints,
+            "checkpoint_bytes": stats.checkpoint_bytes,
+            "commit_rounds": stats.commit_rounds,
+            "transactions": stats.transactions,
+            "commit_ms_mean": commit_ms,
             "latency_ms": {
                 "rows": latencies.len(),
                 "p50": quantile(&latencies, 0.5), "p99": quantile(&latencies, 0.99),

@@ -49,6 +49,13 @@ pub struct RunMetrics {
     /// `vigil_rewinds_total`: outputs that failed (a delivery, a transaction),
     /// after which every partition went on from its last commit.
     pub rewinds: IntCounter,
+    /// `vigil_checkpoint_bytes_total`: state written to the progress topics in
+    /// checkpoints (what checkpointing costs in bytes).
+    pub checkpoint_bytes: IntCounter,
+    /// `vigil_commit_duration_seconds`: one periodic commit: state checkpoints
+    /// and progress written and acknowledged, offsets (or the transaction)
+    /// committed; the run loop takes no input meanwhile.
+    pub commit_duration: Histogram,
     /// `vigil_step_duration_seconds`: one step (poll and decode a batch, run the
     /// jobs, send and acknowledge their outputs).
     pub step_duration: Histogram,
@@ -214,6 +221,17 @@ impl RunMetrics {
                 registry,
                 "vigil_rewinds_total",
                 "Failed outputs (a delivery, a transaction) after which every partition went on from its last commit.",
+            )?,
+            checkpoint_bytes: counter(
+                registry,
+                "vigil_checkpoint_bytes_total",
+                "State written to the progress topics in checkpoints, in bytes.",
+            )?,
+            commit_duration: histogram(
+                registry,
+                "vigil_commit_duration_seconds",
+                "One periodic commit: checkpoints and progress written and acknowledged, offsets or the transaction committed.",
+                prometheus::exponential_buckets(0.001, 2.0, 14)?,
             )?,
             step_duration: histogram(
                 registry,

@@ -84,6 +84,14 @@ pub struct RunStats {
     /// Failed outputs (a delivery, a transaction) after which every owned
     /// partition went on from its last commit.
     pub rewinds: u64,
+    /// Bytes of state written in checkpoints (before chunking).
+    pub checkpoint_bytes: u64,
+    /// Commits made (each covering every owned partition that moved; in
+    /// exactly-once mode, transactions and the skipped empty ones).
+    pub commit_rounds: u64,
+    /// Time spent in commits: checkpoints written, progress written and
+    /// acknowledged, offsets committed (the transaction, exactly-once).
+    pub commit_time: Duration,
 }
 
 /// Rewinds in a row, without a commit between them, before a run gives up
@@ -602,7 +610,12 @@ impl Loop<'_, '_> {
                 Ordering::Relaxed,
             );
             if last_commit.elapsed() >= self.run.config.commit_interval {
+                let began = Instant::now();
                 self.commit()?;
+                let took = began.elapsed();
+                self.stats.commit_rounds += 1;
+                self.stats.commit_time += took;
+                self.run.metrics.commit_duration.observe(took.as_secs_f64());
                 self.report_state();
                 last_commit = Instant::now();
             }
@@ -1266,6 +1279,8 @@ impl Loop<'_, '_> {
             for &j in &source.jobs {
                 let runner = &mut self.runners[j];
                 let state = runner.checkpoint(p)?.to_bytes()?;
+                self.stats.checkpoint_bytes += state.len() as u64;
+                self.run.metrics.checkpoint_bytes.inc_by(state.len() as u64);
                 for (index, value) in
                     state::chunks(offset, &state, self.run.config.state_chunk_bytes)
                         .into_iter()
