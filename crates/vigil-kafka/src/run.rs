@@ -543,22 +543,33 @@ impl Loop<'_, '_> {
         let partitions: Vec<TopicPartition> = self.owned.keys().cloned().collect();
         self.intake.discard(&partitions);
         for tp in &partitions {
-            self.owned.remove(tp);
-            self.checkpointed.remove(tp);
-            let p = partition_number(tp.1)?;
-            if let Some(source) = self.run.sources.get(&tp.0) {
-                for &j in &source.jobs {
-                    self.runners[j].release(p);
-                }
-            }
-            if let Some(w) = watermarks.get_mut(&tp.0) {
-                w.revoke(p);
-            }
+            self.let_go(tp, watermarks)?;
         }
         self.take_over(&partitions, watermarks, true)?;
         self.intake.release();
         self.stats.rewinds += 1;
         self.run.metrics.rewinds.inc();
+        Ok(())
+    }
+
+    /// Forgets partition `tp` (revoked, or about to be taken over again): its
+    /// offsets, its last checkpoint, the jobs' state of it and its watermark.
+    fn let_go(
+        &mut self,
+        tp: &TopicPartition,
+        watermarks: &mut BTreeMap<String, Watermarks>,
+    ) -> Result<()> {
+        let p = partition_number(tp.1)?;
+        self.owned.remove(tp);
+        self.checkpointed.remove(tp);
+        if let Some(source) = self.run.sources.get(&tp.0) {
+            for &j in &source.jobs {
+                self.runners[j].release(p);
+            }
+        }
+        if let Some(w) = watermarks.get_mut(&tp.0) {
+            w.revoke(p);
+        }
         Ok(())
     }
 
@@ -774,17 +785,8 @@ impl Loop<'_, '_> {
                         tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");
                         self.stats.revoked += 1;
                         steps.remove(&tp);
-                        self.owned.remove(&tp);
-                        self.checkpointed.remove(&tp);
                         self.last_progress.remove(&tp);
-                        if let Some(source) = self.run.sources.get(&tp.0) {
-                            for &j in &source.jobs {
-                                self.runners[j].release(partition_number(tp.1)?);
-                            }
-                        }
-                        if let Some(w) = watermarks.get_mut(&tp.0) {
-                            w.revoke(partition_number(tp.1)?);
-                        }
+                        self.let_go(&tp, watermarks)?;
                         revoked.push(tp);
                     }
                     // This instance holds nothing of them any more when the
