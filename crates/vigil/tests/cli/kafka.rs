@@ -558,7 +558,9 @@ fn ward_trends_are_right_when_a_wards_patients_are_spread_over_two_instances() {
         let want = expected
             .get(&key)
             .unwrap_or_else(|| panic!("{key:?} not in the file run"));
-        // Counts exactly; figures to rounding (the instances interleave rows).
+        // Counts exactly; figures to rounding (the instances interleave rows,
+        // so sums and merges run in another order: a flat ward's slope came
+        // out -1.1e-9 against 2.0e-10 NEWS2 points per hour in one CI run).
         for field in ["patients", "scores"] {
             assert_eq!(row[field], want[field], "{key:?} {field}");
         }
@@ -572,7 +574,7 @@ fn ward_trends_are_right_when_a_wards_patients_are_spread_over_two_instances() {
             match (a, b) {
                 (Some(a), Some(b)) => {
                     assert!(
-                        (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                        (a - b).abs() <= 1e-7 * b.abs().max(1.0),
                         "{key:?} {field}: {a} vs {b}"
                     )
                 }
