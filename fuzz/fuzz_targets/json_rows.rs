@@ -16,8 +16,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let narrow = control & 1 == 1;
     // Flush every `every` messages (1 to 8), so failures mid-batch are replayed.
-    let every = usize::from(control >> 1 & 7) + 1;
-    let schema = vigil_core::vitals_schema();
+    let every = usize::from((control >> 1) & 7) + 1;
+    // The canonical schema (its UINT8 column leaves it to arrow-json) or the
+    // `vitals` table the shipped pipelines declare (the one-pass decoder).
+    let schema = if control & 16 == 0 {
+        vigil_core::vitals_schema()
+    } else {
+        declared_vitals()
+    };
     let Ok(decoder) = RowsJsonDecoder::new(schema, 4096, 4) else {
         panic!("a decoder over the vitals schema");
     };
@@ -34,6 +40,21 @@ fuzz_target!(|data: &[u8]| {
     }
     check(&mut decoder, &mut accepted);
 });
+
+/// The canonical vitals columns as a pipeline's `CREATE TABLE` declares them:
+/// every number a DOUBLE.
+fn declared_vitals() -> std::sync::Arc<arrow::datatypes::Schema> {
+    use arrow::datatypes::{Field, Schema};
+    let fields: Vec<Field> = vigil_core::vitals_schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::UInt8 => Field::new(f.name(), DataType::Float64, f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new(fields))
+}
 
 /// Flushes, and checks that every accepted message is a row or a rejection and
 /// that the rows are clean.

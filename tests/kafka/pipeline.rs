@@ -337,7 +337,7 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
         let error = letter.header("vigil.error").unwrap_or_default();
         let says = match *kind {
             "truncated" => "truncated JSON object",
-            "wrong type" => "'heart_rate': failed to parse \"fast\"",
+            "wrong type" => "heart_rate: \"fast\" is not a number",
             "missing key field" => "patient_id is missing",
             "not JSON" => "not a JSON object",
             "two objects" => "more than one JSON value",

@@ -15,6 +15,7 @@
 
 mod decoder;
 mod encoder;
+mod flat;
 pub mod narrow;
 mod rows;
 

@@ -1,17 +1,22 @@
 //! Decoding JSON objects into any declared schema (a pipeline's source table), one
 //! message at a time, so that a bad message is rejected alone.
 //!
-//! arrow-json's `Decoder` is fast but batch-minded: after a syntax error it stays
+//! Every schema a vigil table declares (TEXT, DOUBLE, BIGINT, BOOLEAN,
+//! TIMESTAMP columns) is read by the one-pass [`flat`](super::flat) decoder,
+//! which rejects a bad message while it is fed. Any other schema goes to
+//! arrow-json's `Decoder`, which is batch-minded: after a syntax error it stays
 //! failed, a truncated object silently joins onto the next message, and a value of
-//! the wrong type only fails at `flush`, failing the whole batch. This wrapper checks
-//! each message as it is fed (syntax, truncation, exactly one object) and, when a
-//! flush fails, decodes the batch's messages one by one to find the bad ones.
+//! the wrong type only fails at `flush`, failing the whole batch. For it this
+//! wrapper checks each message as it is fed (syntax, truncation, exactly one
+//! object) and, when a flush fails, decodes the batch's messages one by one to find
+//! the bad ones.
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use vigil_core::time::TimeBounds;
 
+use super::flat::FlatRows;
 use crate::error::{DecodeError, Result};
 
 /// A decoded batch and the messages rejected while flushing it.
@@ -31,11 +36,15 @@ pub struct Flushed {
 ///
 /// Feed messages with [`decode`](Self::decode) (an `Err` rejects that message only),
 /// then [`flush`](Self::flush) a batch. Missing or `null` fields are NULL; a NULL in a
-/// NOT NULL column, a value of the wrong type, or an unparsable timestamp rejects its
-/// message at flush. Unknown fields are ignored.
+/// NOT NULL column, a value of the wrong type, a float that is not finite or an
+/// unparsable or absurd timestamp rejects its message: while it is fed for the
+/// schemas a vigil table declares, at flush (in [`Flushed::rejected`]) for others.
+/// Unknown fields are ignored.
 pub struct RowsJsonDecoder {
     schema: SchemaRef,
     max_message_bytes: usize,
+    /// The one-pass decoder, where the schema allows it; else arrow-json's below.
+    flat: Option<FlatRows>,
     decoder: Decoder,
     /// Rows the inner decoder takes before it must be flushed; doubled on demand.
     capacity: usize,
@@ -73,6 +82,7 @@ impl RowsJsonDecoder {
         let capacity = batch_size.max(1);
         let decoder = new_decoder(&schema, capacity)?;
         Ok(RowsJsonDecoder {
+            flat: FlatRows::new(&schema, capacity),
             schema,
             max_message_bytes,
             decoder,
@@ -91,6 +101,21 @@ impl RowsJsonDecoder {
         self
     }
 
+    /// Decodes with arrow-json even where the one-pass decoder could (the
+    /// reference the one-pass decoder is tested and measured against).
+    pub fn with_arrow_json(mut self) -> RowsJsonDecoder {
+        self.flat = None;
+        self
+    }
+
+    /// Whether messages accepted by [`decode`](Self::decode) may still be
+    /// rejected at [`flush`](Self::flush) (arrow-json's decoder: a wrong type is
+    /// found there); the one-pass decoder rejects every bad message while it is
+    /// fed.
+    pub fn rejects_at_flush(&self) -> bool {
+        self.flat.is_none()
+    }
+
     /// The schema rows are decoded into.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -98,12 +123,15 @@ impl RowsJsonDecoder {
 
     /// Messages accepted since the last flush.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        match &self.flat {
+            Some(flat) => flat.len(),
+            None => self.ends.len(),
+        }
     }
 
     /// Whether no message is waiting for a flush.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     /// Feeds one message, which must hold exactly one JSON object.
@@ -135,6 +163,9 @@ impl RowsJsonDecoder {
             } else {
                 "not a JSON object".to_owned()
             }));
+        }
+        if let Some(flat) = &mut self.flat {
+            return flat.decode(text);
         }
         if self.ends.len() >= self.capacity {
             self.capacity *= 2;
@@ -181,6 +212,12 @@ impl RowsJsonDecoder {
     /// Decodes every accepted message into a batch; messages that cannot be (a wrong
     /// type, a NULL in a NOT NULL column) are returned as rejected, not in the batch.
     pub fn flush(&mut self) -> Result<Flushed> {
+        if let Some(flat) = &mut self.flat {
+            return Ok(Flushed {
+                batch: flat.flush()?,
+                ..Flushed::default()
+            });
+        }
         let flushed = match self.decoder.flush() {
             Ok(batch) => Flushed {
                 batch,
@@ -381,31 +418,57 @@ mod tests {
         assert_eq!(batch.num_rows(), 2);
     }
 
-    #[test]
-    fn type_errors_reject_only_their_message_at_flush() {
-        let mut d = decoder();
-        d.decode(br#"{"id":"a","at":1,"x":1}"#).expect("ok");
-        d.decode(br#"{"id":"b","at":2,"x":{"no":1}}"#).expect("fed");
-        d.decode(br#"{"at":3,"x":3}"#).expect("fed"); // id is NOT NULL
-        d.decode(br#"{"id":"d","at":"yesterday"}"#).expect("fed");
-        d.decode(br#"{"id":"e","at":5,"x":5}"#).expect("ok");
+    /// Feeds `messages` to `d` and flushes: the rejected messages (index,
+    /// reason label, reason), whether at decode or at flush, and the rows.
+    fn outcome(
+        d: &mut RowsJsonDecoder,
+        messages: &[&[u8]],
+    ) -> (Vec<(usize, &'static str, String)>, Option<RecordBatch>) {
+        let mut rejected = Vec::new();
+        let mut fed = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            match d.decode(m) {
+                Ok(()) => fed.push(i),
+                Err(e) => rejected.push((i, e.reason_label(), e.to_string())),
+            }
+        }
         let f = d.flush().expect("flush");
-        let rejected: Vec<usize> = f.rejected.iter().map(|(i, _)| *i).collect();
-        assert_eq!(rejected, [1, 2, 3]);
-        assert_eq!(
-            f.rejected[1].1.to_string(),
-            "required field id is missing or null"
-        );
-        let batch = f.batch.expect("rows");
-        assert_eq!(batch.num_rows(), 2);
-        // And the next batch starts clean.
-        d.decode(br#"{"id":"f","at":6}"#).expect("ok");
-        assert_eq!(d.flush().expect("flush").batch.expect("rows").num_rows(), 1);
+        for ((at, e), bytes) in f.rejected.iter().zip(&f.rejected_messages) {
+            assert_eq!(bytes.as_slice(), messages[fed[*at]]);
+            rejected.push((fed[*at], e.reason_label(), e.to_string()));
+        }
+        rejected.sort_by_key(|r| r.0);
+        (rejected, f.batch)
+    }
+
+    /// The one-pass decoder and arrow-json's.
+    fn both() -> [RowsJsonDecoder; 2] {
+        [decoder(), decoder().with_arrow_json()]
+    }
+
+    #[test]
+    fn type_errors_reject_only_their_message() {
+        for mut d in both() {
+            let messages: [&[u8]; 5] = [
+                br#"{"id":"a","at":1,"x":1}"#,
+                br#"{"id":"b","at":2,"x":{"no":1}}"#,
+                br#"{"at":3,"x":3}"#, // id is NOT NULL
+                br#"{"id":"d","at":"yesterday"}"#,
+                br#"{"id":"e","at":5,"x":5}"#,
+            ];
+            let (rejected, batch) = outcome(&mut d, &messages);
+            let at: Vec<usize> = rejected.iter().map(|r| r.0).collect();
+            assert_eq!(at, [1, 2, 3]);
+            assert_eq!(rejected[1].2, "required field id is missing or null");
+            assert_eq!(batch.expect("rows").num_rows(), 2);
+            // And the next batch starts clean.
+            d.decode(br#"{"id":"f","at":6}"#).expect("ok");
+            assert_eq!(d.flush().expect("flush").batch.expect("rows").num_rows(), 1);
+        }
     }
 
     #[test]
     fn infinities_nans_and_absurd_times_are_rejected_alone() {
-        let mut d = decoder();
         let messages: [&[u8]; 9] = [
             br#"{"id":"a","at":1,"x":1}"#,
             br#"{"id":"b","at":2,"x":1e400}"#,
@@ -417,37 +480,31 @@ mod tests {
             br#"{"id":"h","at":9223372036854775807}"#,
             br#"{"id":"i","at":"2026-11-24T08:00:00Z","x":2}"#,
         ];
-        for m in messages {
-            d.decode(m).expect("fed");
+        for mut d in both() {
+            let (rejected, batch) = outcome(&mut d, &messages);
+            let labels: Vec<(usize, &str)> = rejected.iter().map(|r| (r.0, r.1)).collect();
+            assert_eq!(
+                labels,
+                [
+                    (1, "invalid_field"),
+                    (2, "invalid_field"),
+                    (3, "invalid_field"),
+                    (4, "bad_timestamp"),
+                    (5, "bad_timestamp"),
+                    (6, "malformed"),
+                    (7, "bad_timestamp"),
+                ]
+            );
+            assert_eq!(rejected[0].2, "x: not a finite number");
+            let batch = batch.expect("rows");
+            let ids: Vec<_> = batch
+                .column(0)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .collect();
+            assert_eq!(ids, ["a", "i"]);
         }
-        let f = d.flush().expect("flush");
-        let rejected: Vec<(usize, &str)> = f
-            .rejected
-            .iter()
-            .map(|(i, e)| (*i, e.reason_label()))
-            .collect();
-        assert_eq!(
-            rejected,
-            [
-                (1, "invalid_field"),
-                (2, "invalid_field"),
-                (3, "invalid_field"),
-                (4, "bad_timestamp"),
-                (5, "bad_timestamp"),
-                (6, "malformed"),
-                (7, "bad_timestamp"),
-            ]
-        );
-        assert_eq!(f.rejected[0].1.to_string(), "x: not a finite number");
-        assert_eq!(f.rejected_messages[3], messages[4]);
-        let batch = f.batch.expect("rows");
-        let ids: Vec<_> = batch
-            .column(0)
-            .as_string::<i32>()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(ids, ["a", "i"]);
     }
 
     #[test]
