@@ -156,7 +156,8 @@ struct Step {
     decoder: RowsJsonDecoder,
     /// Per accepted message: offset and Kafka timestamp.
     accepted: Vec<(i64, Option<i64>)>,
-    /// Per accepted message: its key (for a dead letter at flush).
+    /// Per accepted message: its key (for a dead letter at flush), kept only
+    /// by a decoder that rejects messages at flush.
     keys: Vec<Option<Vec<u8>>>,
     /// The offset after the last message taken.
     end: i64,
@@ -411,6 +412,7 @@ impl<'p> KafkaRun<'p> {
             fenced: Vec::new(),
             transaction_began: sink.sent(),
             rewinds_in_a_row: 0,
+            last_partition: None,
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
@@ -487,6 +489,8 @@ struct Loop<'a, 'p> {
     transaction_began: u64,
     /// Rewinds since the last successful commit.
     rewinds_in_a_row: u32,
+    /// The partition of the message taken last.
+    last_partition: Option<TopicPartition>,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -984,8 +988,24 @@ impl Loop<'_, '_> {
         message: &impl Message,
         steps: &mut BTreeMap<TopicPartition, Step>,
     ) -> Result<bool> {
-        let tp = (message.topic().to_owned(), message.partition());
-        let Some(tracker) = self.owned.get(&tp) else {
+        // Messages come in runs of one partition: its name is kept, not
+        // allocated for each of them.
+        let tp = match self.last_partition.take() {
+            Some(tp) if tp.1 == message.partition() && tp.0 == message.topic() => tp,
+            _ => (message.topic().to_owned(), message.partition()),
+        };
+        let taken = self.take_from(&tp, message, steps);
+        self.last_partition = Some(tp);
+        taken
+    }
+
+    fn take_from(
+        &mut self,
+        tp: &TopicPartition,
+        message: &impl Message,
+        steps: &mut BTreeMap<TopicPartition, Step>,
+    ) -> Result<bool> {
+        let Some(tracker) = self.owned.get(tp) else {
             return Ok(false);
         };
         // Fetched before a seek to a restored checkpoint: already in its state.
@@ -999,9 +1019,9 @@ impl Loop<'_, '_> {
             return Ok(false);
         };
         self.stats.consumed += 1;
-        let step = match steps.entry(tp.clone()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(Step {
+        let step = match steps.get_mut(tp) {
+            Some(step) => step,
+            None => steps.entry(tp.clone()).or_insert(Step {
                 decoder: vigil_engine::files::decoder(
                     &source.table,
                     source.schema.clone(),
@@ -1021,7 +1041,9 @@ impl Loop<'_, '_> {
         match step.decoder.decode(payload) {
             Ok(()) => {
                 step.accepted.push((message.offset(), timestamp));
-                step.keys.push(message.key().map(<[u8]>::to_vec));
+                if step.decoder.rejects_at_flush() {
+                    step.keys.push(message.key().map(<[u8]>::to_vec));
+                }
             }
             Err(e) => {
                 self.stats.dead_lettered += 1;
