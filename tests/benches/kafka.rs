@@ -1,23 +1,38 @@
-//! End to end through Kafka: a topic pre-filled with simulated readings, read by
-//! the NEWS2 pipeline (`pipelines/news2_per_patient.sql`, its tables made Kafka
-//! topics) into its output topic, next to the raw rate at which a bare rdkafka
-//! consumer reads the same topic, on the same broker in the same run.
+//! End to end through Kafka, on one broker in one run:
+//!
+//! 1. Throughput: a topic pre-filled with `VIGIL_BENCH_READINGS` simulated
+//!    readings (default 1,000,000) of `VIGIL_BENCH_PATIENTS` patients (default
+//!    2,000) is read by the NEWS2 pipeline (`pipelines/news2_per_patient.sql`,
+//!    its tables made Kafka topics) into its output topic, next to the raw rate
+//!    at which a bare rdkafka consumer reads the same topic (the ceiling). Also
+//!    the process's peak RSS while vigil runs and the state per patient.
+//! 2. Latency: readings stamped with the wall clock are sent at a fixed
+//!    `VIGIL_BENCH_RATE` per second (default 50,000) for `VIGIL_BENCH_LIVE_S`
+//!    seconds (default 20) to the updating NEWS2 pipeline (a score per patient
+//!    re-emitted whenever one of its readings arrives, no window); each score
+//!    read back is timed from its patient's newest reading's time to when the
+//!    reader got it. The first 3 s (group join, first fetches) are left out.
 //!
 //! `cargo bench -p vigil-tests --bench kafka` (tansu with in-memory storage on a
 //! loopback port, started by the harness; `VIGIL_TEST_BROKERS` for another
-//! Kafka). `VIGIL_BENCH_READINGS` (default 1,000,000) and
-//! `VIGIL_BENCH_PATIENTS` (default 2,000) set the size.
+//! Kafka). Prints a table, and writes the figures as JSON to
+//! `VIGIL_BENCH_JSON` (default `target/bench-kafka.json`).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
-use vigil_kafka::{KafkaConfig, KafkaRun};
+use serde_json::json;
+use vigil_engine::plan::Pipeline;
+use vigil_kafka::{KafkaConfig, KafkaRun, RunMetrics};
 use vigil_tests::Broker;
 
-use common::{PARTITIONS, env_number, news2_pipeline};
+use common::{
+    PARTITIONS, env_number, gauge_sum, memory_mib, news2_pipeline, quantile, time_ms, wall_clock_ms,
+};
 
 mod common;
 
@@ -71,51 +86,69 @@ fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
     first.map_or(0.0, |f| f.elapsed().as_secs_f64())
 }
 
-fn main() {
-    if let Ok(filter) = std::env::var("VIGIL_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let readings = env_number("VIGIL_BENCH_READINGS", 1_000_000);
-    let patients = env_number("VIGIL_BENCH_PATIENTS", 2_000);
-    let broker = Broker::start();
-    let (input, output) = ("bench-vitals", "bench-news2");
-    broker.create_topic(input, PARTITIONS);
-    broker.create_topic(&format!("{input}.dead-letter"), 1);
-    broker.create_topic(&format!("{input}.progress"), PARTITIONS);
-    broker.create_topic(output, PARTITIONS);
-
-    let started = Instant::now();
-    let bytes = fill(&broker, input, readings, patients);
-    println!(
-        "filled:       {readings} readings of {patients} patients, {:.1} MB, in {:.1} s",
-        bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+/// The updating NEWS2 pipeline: each patient's latest value of every
+/// parameter and the time of its newest reading, scored again whenever a
+/// reading of the patient arrives.
+fn updating_news2(input: &str, output: &str) -> Pipeline {
+    let sql = format!(
+        "CREATE TABLE vitals (
+  patient_id TEXT NOT NULL, ward TEXT, observed_at TIMESTAMP NOT NULL,
+  resp_rate DOUBLE, spo2 DOUBLE, spo2_scale DOUBLE, on_oxygen BOOLEAN,
+  systolic_bp DOUBLE, diastolic_bp DOUBLE, heart_rate DOUBLE, consciousness TEXT,
+  temperature DOUBLE,
+  WATERMARK FOR observed_at AS observed_at - INTERVAL '30' SECOND
+) WITH (connector = 'kafka', topic = '{input}', format = 'json');
+CREATE TABLE scores WITH (connector = 'kafka', topic = '{output}', format = 'json');
+CREATE VIEW latest AS SELECT patient_id,
+  max(observed_at) AS latest_at,
+  last_value(resp_rate ORDER BY observed_at) IGNORE NULLS AS resp_rate,
+  last_value(spo2 ORDER BY observed_at) IGNORE NULLS AS spo2,
+  last_value(spo2_scale ORDER BY observed_at) IGNORE NULLS AS spo2_scale,
+  last_value(on_oxygen ORDER BY observed_at) IGNORE NULLS AS on_oxygen,
+  last_value(systolic_bp ORDER BY observed_at) IGNORE NULLS AS systolic_bp,
+  last_value(heart_rate ORDER BY observed_at) IGNORE NULLS AS heart_rate,
+  last_value(consciousness ORDER BY observed_at) IGNORE NULLS AS consciousness,
+  last_value(temperature ORDER BY observed_at) IGNORE NULLS AS temperature
+FROM vitals GROUP BY patient_id;
+INSERT INTO scores SELECT patient_id, latest_at,
+  news2(resp_rate, spo2, spo2_scale, on_oxygen, systolic_bp, heart_rate, consciousness, temperature) AS news2
+FROM latest;"
     );
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(Pipeline::plan_with(&sql, &[]))
+        .expect("plan")
+}
 
-    let raw = raw_consume(&broker, input, readings);
-    let raw_rate = readings as f64 / raw;
-    println!(
-        "raw consume:  {:.0} msgs/s, {:.1} MB/s ({raw:.2} s)",
-        raw_rate,
-        bytes as f64 / 1e6 / raw
-    );
+/// What the throughput phase measured.
+struct Throughput {
+    seconds: f64,
+    rows_out: u64,
+    peak_rss_mib: f64,
+    state_bytes: f64,
+}
 
-    let pipeline = news2_pipeline(input, output);
+/// Runs `pipeline` until it has taken `readings` messages in.
+fn vigil_throughput(broker: &Broker, pipeline: &Pipeline, readings: usize) -> Throughput {
+    let registry = prometheus::Registry::new();
     let config = KafkaConfig::new(broker.bootstrap(), "bench-vigil");
-    let mut run = KafkaRun::new(&pipeline, config).expect("run");
+    let mut run = KafkaRun::new(pipeline, config)
+        .expect("run")
+        .with_metrics(RunMetrics::new(&registry, "bench").expect("metrics"));
     let live = run.live();
     let stop = AtomicBool::new(false);
-    let (seconds, rows_out) = std::thread::scope(|scope| {
+    // The peak from here on: vigil's, over what this process already holds.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    std::thread::scope(|scope| {
         let worker = scope.spawn(|| run.run(&stop));
-        let mut first = None;
+        let (mut first, mut state_bytes) = (None, 0.0_f64);
         loop {
             let consumed = live.consumed.load(Ordering::Relaxed);
             if consumed > 0 {
                 first.get_or_insert_with(Instant::now);
             }
+            state_bytes = state_bytes.max(gauge_sum(&registry, "vigil_state_bytes"));
             if consumed as usize >= readings {
                 break;
             }
@@ -126,16 +159,185 @@ fn main() {
         stop.store(true, Ordering::Relaxed);
         let stats = worker.join().expect("run thread").expect("run");
         assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
-        (seconds, rows_out)
+        Throughput {
+            seconds,
+            rows_out,
+            peak_rss_mib: memory_mib().1,
+            state_bytes,
+        }
+    })
+}
+
+/// Latency percentiles (ms) of the updating NEWS2 pipeline at `rate` readings
+/// per second for `seconds`, and how many scores they are over.
+fn live_latency(broker: &Broker, rate: u64, seconds: u64, patients: usize) -> (Vec<i64>, u64) {
+    let (input, output) = ("bench-live-vitals", "bench-live-news2");
+    broker.create_topic(input, PARTITIONS);
+    broker.create_topic(&format!("{input}.dead-letter"), 1);
+    broker.create_topic(&format!("{input}.progress"), PARTITIONS);
+    broker.create_topic(output, PARTITIONS);
+    let pipeline = updating_news2(input, output);
+    let config = KafkaConfig::new(broker.bootstrap(), "bench-live");
+    let mut run = KafkaRun::new(&pipeline, config).expect("run");
+    let live = run.live();
+    let stop = AtomicBool::new(false);
+    let latencies = Mutex::new(Vec::new());
+    let reading_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| run.run(&stop));
+        // Readings sent before vigil has its partitions would wait for it.
+        while live.assigned_partitions.load(Ordering::Relaxed) < PARTITIONS as u64 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let counted_from = wall_clock_ms() + 3_000;
+        let (latencies, reading_done) = (&latencies, &reading_done);
+        let reader = scope.spawn(move || {
+            let consumer = common::reader(
+                broker.bootstrap(),
+                "bench-live-reader",
+                output,
+                PARTITIONS,
+                &[("fetch.wait.max.ms", "5")],
+            );
+            while !reading_done.load(Ordering::Relaxed) {
+                let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let received = wall_clock_ms();
+                let at = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                    .and_then(|v| v["latest_at"].as_str().and_then(time_ms))
+                    .expect("a score with latest_at");
+                if at >= counted_from {
+                    latencies.lock().expect("latencies").push(received - at);
+                }
+            }
+        });
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("linger.ms", "1")
+            .create()
+            .expect("producer");
+        let began = Instant::now();
+        let total = rate * seconds;
+        let mut sent = 0u64;
+        while sent < total {
+            let due = (began.elapsed().as_secs_f64() * rate as f64) as u64;
+            let at = wall_clock_ms();
+            while sent < due.min(total) {
+                let (partition, key, payload) = common::reading(sent as usize, patients, at);
+                assert!(common::send(&producer, input, partition, &key, &payload));
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+        // Until vigil has taken everything in and its last scores are read.
+        while live.consumed.load(Ordering::Relaxed) < total {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        reading_done.store(true, Ordering::Relaxed);
+        reader.join().expect("reader");
+        stop.store(true, Ordering::Relaxed);
+        let stats = worker.join().expect("run thread").expect("run");
+        assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
     });
-    let rate = readings as f64 / seconds;
+    let mut latencies = latencies.into_inner().expect("latencies");
+    latencies.sort_unstable();
+    let n = latencies.len() as u64;
+    (latencies, n)
+}
+
+fn main() {
+    if let Ok(filter) = std::env::var("VIGIL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let readings = env_number("VIGIL_BENCH_READINGS", 1_000_000);
+    let patients = env_number("VIGIL_BENCH_PATIENTS", 2_000);
+    let rate = env_number("VIGIL_BENCH_RATE", 50_000u64);
+    let live_seconds = env_number("VIGIL_BENCH_LIVE_S", 20u64);
+    let broker = Broker::start();
+    let (input, output) = ("bench-vitals", "bench-news2");
+    broker.create_topic(input, PARTITIONS);
+    broker.create_topic(&format!("{input}.dead-letter"), 1);
+    broker.create_topic(&format!("{input}.progress"), PARTITIONS);
+    broker.create_topic(output, PARTITIONS);
+
+    let started = Instant::now();
+    let bytes = fill(&broker, input, readings, patients);
+    let mb = bytes as f64 / 1e6;
     println!(
-        "vigil NEWS2:  {:.0} msgs/s, {:.1} MB/s ({seconds:.2} s, {rows_out} scores produced and acknowledged)",
-        rate,
-        bytes as f64 / 1e6 / seconds
+        "filled: {readings} readings of {patients} patients, {mb:.1} MB, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let raw = raw_consume(&broker, input, readings);
+    let raw_rate = readings as f64 / raw;
+    let pipeline = news2_pipeline(input, output);
+    let vigil = vigil_throughput(&broker, &pipeline, readings);
+    let rate_out = readings as f64 / vigil.seconds;
+    let (latencies, scores) = live_latency(&broker, rate, live_seconds, patients);
+    let p = |q| quantile(&latencies, q).unwrap_or(-1);
+
+    println!();
+    println!("| | msgs/s | MB/s | seconds |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| raw consume (bare rdkafka consumer) | {raw_rate:.0} | {:.1} | {raw:.2} |",
+        mb / raw
     );
     println!(
-        "ratio:        {:.2} of the raw consume rate",
-        rate / raw_rate
+        "| vigil, NEWS2 per patient end to end | {rate_out:.0} | {:.1} | {:.2} |",
+        mb / vigil.seconds,
+        vigil.seconds
     );
+    println!("| ratio | {:.2} | | |", rate_out / raw_rate);
+    println!();
+    println!(
+        "scores produced and acknowledged: {}; peak RSS while vigil ran: {:.0} MiB; state: {:.0} B per patient",
+        vigil.rows_out,
+        vigil.peak_rss_mib,
+        vigil.state_bytes / patients as f64
+    );
+    println!(
+        "updating NEWS2 at {rate} readings/s for {live_seconds} s: latency p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms ({scores} scores)",
+        p(0.5),
+        p(0.99),
+        p(0.999),
+        latencies.last().copied().unwrap_or(-1)
+    );
+    let report = json!({
+        "readings": readings,
+        "patients": patients,
+        "bytes": bytes,
+        "raw_consume": { "msgs_per_s": raw_rate, "mb_per_s": mb / raw, "seconds": raw },
+        "vigil": {
+            "msgs_per_s": rate_out,
+            "mb_per_s": mb / vigil.seconds,
+            "seconds": vigil.seconds,
+            "scores": vigil.rows_out,
+            "peak_rss_mib": vigil.peak_rss_mib,
+            "state_bytes_per_patient": vigil.state_bytes / patients as f64,
+        },
+        "ratio": rate_out / raw_rate,
+        "updating_latency_ms": {
+            "rate": rate,
+            "seconds": live_seconds,
+            "scores": scores,
+            "p50": p(0.5),
+            "p99": p(0.99),
+            "p99_9": p(0.999),
+            "max": latencies.last().copied(),
+        },
+    });
+    let path = std::env::var("VIGIL_BENCH_JSON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-kafka.json").to_owned()
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report).expect("json"))
+        .expect("write the JSON report");
+    println!("JSON: {path}");
 }

@@ -42,7 +42,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{env_number, news2_pipeline};
+use common::{env_number, gauge_sum, memory_mib, news2_pipeline, quantile, time_ms, wall_clock_ms};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::mocking::MockCluster;
@@ -167,14 +167,6 @@ struct Output {
     stop: AtomicBool,
 }
 
-/// Milliseconds since the epoch of an RFC 3339 time as the JSON sink writes it.
-fn time_ms(text: &str) -> Option<i64> {
-    let text = text.trim_end_matches('Z').trim_end_matches("+00:00");
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis())
-}
-
 /// Reads `topic` from the beginning until told to stop, timing each row.
 fn run_reader(bootstrap: &str, topic: &str, delay_ms: i64, output: &Output) {
     let consumer = common::reader(
@@ -213,45 +205,6 @@ fn run_reader(bootstrap: &str, topic: &str, delay_ms: i64, output: &Output) {
             .insert(m.partition(), m.offset() + 1);
         output.rows.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Milliseconds since the epoch, now.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Resident and peak resident memory (MiB) of this process, from `/proc`.
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The value of the gauge `name` summed over its labels.
-fn gauge_sum(registry: &prometheus::Registry, name: &str) -> f64 {
-    registry
-        .gather()
-        .iter()
-        .filter(|f| f.name() == name)
-        .flat_map(|f| f.get_metric().iter().map(|m| m.get_gauge().get_value()))
-        .sum()
-}
-
-/// The `q` quantile (0 to 1) of sorted `values`, nearest rank.
-fn quantile(sorted: &[i64], q: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
 }
 
 /// One line of the report.

@@ -952,8 +952,9 @@ impl Loop<'_, '_> {
     }
 
     /// Polls one step's messages into per-partition decoders (first those held
-    /// during the last wait); messages that do not decode are dead-lettered at
-    /// once.
+    /// during the last wait): up to `batch_messages`, for at most `max_wait`,
+    /// and no longer than the consumer has messages at hand once it has one;
+    /// messages that do not decode are dead-lettered at once.
     fn collect(
         &mut self,
         watermarks: &mut BTreeMap<String, Watermarks>,
@@ -970,7 +971,12 @@ impl Loop<'_, '_> {
             if left.is_zero() {
                 break;
             }
-            let polled = self.consumer.poll(left);
+            // A step waits for its first message, not for more: once the
+            // consumer has nothing more at hand, what it has is processed
+            // (under load the prefetch queue fills whole steps anyway).
+            let polled = self
+                .consumer
+                .poll(if taken > 0 { Duration::ZERO } else { left });
             let _revoked_before_the_step = self.apply_changes(&mut steps, watermarks)?;
             match polled {
                 None => break,
