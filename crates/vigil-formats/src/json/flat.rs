@@ -282,37 +282,24 @@ impl FlatRows {
             cursor.expect(b'"', "a key")?;
             // The expected key, matched in place: it has no character a JSON
             // string must escape, so it is the key if its closing quote follows.
-            if let Some(c) = self.columns.get(hint)
-                && c.plain
-                && cursor.bytes[cursor.at..].starts_with(&c.name)
-                && cursor.bytes.get(cursor.at + c.name.len()) == Some(&b'"')
-            {
-                cursor.at += c.name.len() + 1;
-                let i = hint;
-                cursor.whitespace();
-                cursor.expect(b':', "':'")?;
-                cursor.whitespace();
-                read_value(
-                    &self.columns[i],
-                    cursor,
-                    &mut self.scratch,
-                    &mut self.slots[i],
-                )?;
-                hint = i + 1;
-                if cursor.end_of_member()? {
-                    return Ok(());
-                }
-                continue;
-            }
-            let key = cursor.string(&mut self.key)?;
-            let name: &[u8] = if key.unescaped {
-                &self.key.as_bytes()[key.start..key.end]
-            } else {
-                &cursor.bytes[key.start..key.end]
-            };
             let found = match self.columns.get(hint) {
-                Some(c) if *c.name == *name => Some(hint),
-                _ => self.columns.iter().position(|c| *c.name == *name),
+                Some(c)
+                    if c.plain
+                        && cursor.bytes[cursor.at..].starts_with(&c.name)
+                        && cursor.bytes.get(cursor.at + c.name.len()) == Some(&b'"') =>
+                {
+                    cursor.at += c.name.len() + 1;
+                    Some(hint)
+                }
+                _ => {
+                    let key = cursor.string(&mut self.key)?;
+                    let name: &[u8] = if key.unescaped {
+                        &self.key.as_bytes()[key.start..key.end]
+                    } else {
+                        &cursor.bytes[key.start..key.end]
+                    };
+                    self.columns.iter().position(|c| *c.name == *name)
+                }
             };
             cursor.whitespace();
             cursor.expect(b':', "':'")?;
