@@ -9,7 +9,8 @@ use arrow::compute::{cast, filter, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::expr::NullTreatment;
+use datafusion::functions_aggregate::first_last::{first_value_udaf, last_value_udaf};
+use datafusion::logical_expr::expr::{AggregateFunction, NullTreatment};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Accumulator, Cast, EmitTo, Expr, ExprSchemable, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
@@ -127,7 +128,8 @@ impl Aggregates {
             latest: Vec::with_capacity(exprs.len()),
         };
         for expr in exprs {
-            let (expr, narrow_to) = widen_boolean(expr, input)?;
+            let expr = extreme_as_pick(expr, input)?;
+            let (expr, narrow_to) = widen_boolean(&expr, input)?;
             let lowered =
                 LoweredAggregateBuilder::new(&expr, input, physical_input, props, &planning)
                     .build()?;
@@ -305,6 +307,51 @@ fn latest_spec(expr: &Expr, input: &DFSchema) -> Result<Option<LatestSpec>> {
             _ => None,
         },
     }))
+}
+
+/// `max(t)` and `min(t)` of a non-null BIGINT or TIMESTAMP `t` (`max(observed_at)
+/// AS latest_at`) written as the value of `t` at the greatest (least) `t`:
+/// `last_value(t ORDER BY t)` (`first_value(t ORDER BY t)`), the same value, so
+/// that a GROUP BY whose other aggregates are latest values runs on vigil's
+/// compact accumulator (see [`latest`](super::latest)) instead of falling back
+/// to DataFusion's row-wise accumulators for all of them. Anything else
+/// (DISTINCT, a nullable argument, other types) is returned unchanged.
+fn extreme_as_pick(expr: &Expr, input: &DFSchema) -> Result<Expr> {
+    let (inner, alias) = match expr {
+        Expr::Alias(alias) => (alias.expr.as_ref(), Some(alias)),
+        other => (other, None),
+    };
+    let Expr::AggregateFunction(function) = inner else {
+        return Ok(expr.clone());
+    };
+    let params = &function.params;
+    let udaf = match function.func.name() {
+        "max" => last_value_udaf(),
+        "min" => first_value_udaf(),
+        _ => return Ok(expr.clone()),
+    };
+    let [argument] = params.args.as_slice() else {
+        return Ok(expr.clone());
+    };
+    let time_like = matches!(
+        argument.get_type(input)?,
+        DataType::Int64 | DataType::Timestamp(_, _)
+    );
+    if params.distinct || !params.order_by.is_empty() || !time_like || argument.nullable(input)? {
+        return Ok(expr.clone());
+    }
+    let pick = Expr::AggregateFunction(AggregateFunction::new_udf(
+        udaf,
+        vec![argument.clone()],
+        false,
+        params.filter.clone(),
+        vec![argument.clone().sort(true, false)],
+        None,
+    ));
+    Ok(match alias {
+        Some(alias) => pick.alias_qualified(alias.relation.clone(), alias.name.clone()),
+        None => pick,
+    })
 }
 
 /// `expr` with a BOOLEAN argument of a [`WIDEN_BOOLEAN`] aggregate cast to TINYINT,
@@ -700,4 +747,46 @@ pub(crate) fn values_of<'a>(
         .enumerate()
         .map(|(i, c)| aggregates.finish(i, datafusion::common::ScalarValue::iter_to_array(c)?))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::TimeUnit;
+    use datafusion::functions_aggregate::expr_fn::{max, min};
+    use datafusion::prelude::col;
+
+    use super::*;
+
+    fn schema() -> DFSchema {
+        let fields = vec![
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new("n", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+        ];
+        DFSchema::try_from(Schema::new(fields)).expect("schema")
+    }
+
+    fn picks(exprs: &[Expr]) -> bool {
+        let aggregates =
+            Aggregates::new(exprs, &schema(), &ExecutionProps::new()).expect("aggregates");
+        aggregates.pick_columns().expect("columns").is_some()
+    }
+
+    fn latest_x() -> Expr {
+        datafusion::functions_aggregate::expr_fn::last_value(
+            col("x"),
+            vec![col("t").sort(true, false)],
+        )
+    }
+
+    /// `max`/`min` of the non-null time join the latest values on vigil's
+    /// accumulator; of a nullable or non-time column they stay DataFusion's,
+    /// and so does the whole GROUP BY.
+    #[test]
+    fn extremes_of_a_non_null_time_are_picks() {
+        assert!(picks(&[latest_x(), max(col("t")).alias("latest_at")]));
+        assert!(picks(&[min(col("t")), max(col("t")), latest_x()]));
+        assert!(!picks(&[latest_x(), max(col("n"))]));
+        assert!(!picks(&[latest_x(), min(col("x"))]));
+    }
 }

@@ -1,7 +1,8 @@
 //! vigil runs `first_value`/`last_value` over a time ordering with its own compact
 //! accumulator; this checks it against DataFusion's own batch aggregation of the same
 //! rows: both directions, IGNORE NULLS or not, FILTER, numbers, text and booleans,
-//! over several batchings.
+//! over several batchings; and `max`/`min` of the (non-null) time, which run as
+//! picks too.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,11 @@ const PICKS: &str = "
   last_value(label ORDER BY observed_at) IGNORE NULLS AS f,
   last_value(x ORDER BY observed_at) FILTER (WHERE x > 0.5) AS g,
   first_value(flag ORDER BY observed_at) IGNORE NULLS AS h,
-  last_value(n ORDER BY observed_at) AS i";
+  last_value(n ORDER BY observed_at) AS i,
+  max(observed_at) AS j,
+  min(observed_at) AS k,
+  max(observed_at) FILTER (WHERE x > 0.5) AS l,
+  min(n) AS m";
 
 /// Rows with distinct times per patient (ties would make the pick depend on
 /// arrival order in DataFusion too), NULLs sprinkled in every column.
@@ -76,7 +81,7 @@ fn picks_of(rows: &[Value]) -> Picks {
     let mut out = Picks::new();
     for row in rows {
         let patient = row["patient_id"].as_str().expect("patient").to_owned();
-        let values = "abcdefghi"
+        let values = "abcdefghijklm"
             .chars()
             .map(|c| row[c.to_string().as_str()].clone())
             .collect();
@@ -130,7 +135,7 @@ fn datafusion_picks(lines: &[String]) -> Picks {
     let rows: Vec<Value> = rows
         .into_iter()
         .map(|mut r| {
-            for c in "abcdefghi".chars() {
+            for c in "abcdefghijklm".chars() {
                 let key = c.to_string();
                 if r.get(&key).is_none() {
                     r[key.as_str()] = Value::Null;
