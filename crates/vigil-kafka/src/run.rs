@@ -599,6 +599,11 @@ impl Loop<'_, '_> {
                 collect = ?(collected - began),
                 process = ?(processed - collected),
                 acknowledge = ?processed.elapsed(),
+                behind_ms = ?spans
+                    .values()
+                    .filter_map(|&(_, latest)| latest)
+                    .max()
+                    .map(|newest| wall_clock_ms() - newest),
                 "step"
             );
             self.intake.release();
@@ -628,6 +633,7 @@ impl Loop<'_, '_> {
                 let began = Instant::now();
                 self.commit()?;
                 let took = began.elapsed();
+                tracing::debug!(took = ?took, "commit");
                 self.stats.commit_rounds += 1;
                 self.stats.commit_time += took;
                 self.run.metrics.commit_duration.observe(took.as_secs_f64());
@@ -1360,8 +1366,10 @@ impl Loop<'_, '_> {
                 )?;
             }
         }
+        let written = Instant::now();
         self.sink.acknowledged(&|| self.intake.hold())?;
         self.intake.release();
+        tracing::debug!(acknowledged = ?written.elapsed(), "commit: progress written");
         // A partition revoked meanwhile is not this instance's to commit.
         let assigned = self.consumer.assignment()?;
         if let Ok(mut shared) = self.context.0.lock() {
