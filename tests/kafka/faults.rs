@@ -389,13 +389,14 @@ fn a_sink_slow_for_a_minute_holds_little_and_loses_nothing() {
         stats.paused > 0,
         "the slow sink paused consumption: {stats:?}"
     );
-    // Per step: its closed windows (at most one per patient and minute of
-    // event time taken in), a progress message and a state chunk per
-    // partition. Unbounded, the minute's outputs and commits (five a second,
-    // three partitions) would be hundreds.
+    // A step's outputs are acknowledged while the next runs: at most two
+    // steps' closed windows (at most one per patient and minute of event time
+    // taken in), with a progress message and a state chunk per partition.
+    // Unbounded, the minute's outputs and commits (five a second, three
+    // partitions) would be hundreds.
     assert!(
         stats.peak_unacknowledged <= 64,
-        "at most a step's messages awaiting acknowledgement: {stats:?}"
+        "at most two steps' messages awaiting acknowledgement: {stats:?}"
     );
     eprintln!("{} windows, {sent} readings; {stats:?}", want.len());
 }

@@ -5,16 +5,20 @@
 //! [`KafkaConfig::batch_messages`] messages (or what comes within
 //! [`KafkaConfig::max_wait`]), decodes each partition's messages into one Arrow
 //! batch (a bad message goes to the dead-letter topic alone), feeds the batches
-//! to the jobs reading that topic, advances the watermark, sends every output row
-//! and waits until the broker has acknowledged all of it. Only then do the step's
-//! offsets count as processed; they become committable once the jobs' horizon has
-//! passed their rows (see [`offsets`](crate::offsets)), and are committed every
-//! [`KafkaConfig::commit_interval`] and when a partition is revoked.
+//! to the jobs reading that topic, advances the watermark and sends every output
+//! row. Its outputs are acknowledged by the broker while the next step runs: a
+//! step ends by waiting for the previous step's. The step's offsets count as
+//! processed; they become committable once the jobs' horizon has passed their
+//! rows (see [`offsets`](crate::offsets)), and are committed every
+//! [`KafkaConfig::commit_interval`] and when a partition is revoked, in both
+//! cases only once the broker has acknowledged everything sent before (a commit
+//! waits for it; a revoked partition's commit is the last such offset).
 //!
-//! Memory stays bounded: a step holds at most one batch of messages, and while a
-//! slow sink catches up every assigned partition is paused (see
-//! [`intake`](crate::intake)): nothing more is fetched, yet the consumer is
-//! polled, so it stays in its group and takes part in rebalances.
+//! Memory stays bounded: a step holds at most one batch of messages, at most two
+//! steps' outputs await acknowledgement, and while a slow sink catches up every
+//! assigned partition is paused (see [`intake`](crate::intake)): nothing more is
+//! fetched, yet the consumer is polled, so it stays in its group and takes part
+//! in rebalances.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,7 +105,7 @@ const MAX_REWINDS_IN_A_ROW: u32 = 5;
 const REWIND_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Counts of a run in progress, readable from other threads (updated after each
-/// step, once its outputs are acknowledged).
+/// step; rows out once the broker has acknowledged them).
 #[derive(Debug, Default)]
 pub struct LiveCounters {
     /// Messages taken from source topics.
@@ -163,6 +167,15 @@ struct Step {
     end: i64,
     /// Messages taken (accepted or dead-lettered).
     taken: u64,
+}
+
+/// A step whose outputs may not all be acknowledged yet.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// [`RunStats::rows_out`] at its end.
+    rows_out: u64,
+    /// The newest event time of the readings it took in, if it sent rows.
+    newest: Option<i64>,
 }
 
 /// A pipeline ready to run against Kafka.
@@ -528,10 +541,16 @@ impl Loop<'_, '_> {
         }
         if self.run.config.exactly_once {
             let all: Vec<TopicPartition> = self.owned.keys().cloned().collect();
-            self.commit_transaction(&all, true)
+            self.commit_transaction(&all, true)?;
         } else {
-            self.commit()
+            self.commit()?;
         }
+        // Every output is acknowledged.
+        self.run
+            .live
+            .rows_out
+            .store(self.stats.rows_out, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Goes on from the last commit after an output failed: the producer
@@ -584,16 +603,30 @@ impl Loop<'_, '_> {
         watermarks: &mut BTreeMap<String, Watermarks>,
     ) -> Result<()> {
         let mut last_commit = Instant::now();
+        // The previous step, whose outputs may still be in flight.
+        let mut in_flight = InFlight::default();
         while !stop.load(Ordering::Relaxed) {
             let (began, consumed_before, rows_out_before) =
                 (Instant::now(), self.stats.consumed, self.stats.rows_out);
+            let step = self.sink.begin_step();
             let mut steps = self.collect(watermarks)?;
             let collected = Instant::now();
             let spans = self.process(&mut steps, watermarks)?;
             let processed = Instant::now();
-            // Nothing counts as processed before the broker has all it produced;
-            // consumption pauses while the sink catches up.
-            self.sink.acknowledged(&|| self.intake.hold())?;
+            // This step's outputs are acknowledged while the next step is
+            // taken in and processed; the previous step's must be in by now
+            // (consumption pauses while the sink catches up). Offsets are
+            // committed only once the broker has everything produced before
+            // (see `commit`), so a step's span counts as processed here.
+            self.sink
+                .acknowledged_before(step, &|| self.intake.hold())?;
+            self.acknowledged(&in_flight);
+            in_flight = InFlight {
+                rows_out: self.stats.rows_out,
+                newest: (self.stats.rows_out > rows_out_before)
+                    .then(|| spans.values().filter_map(|&(_, latest)| latest).max())
+                    .flatten(),
+            };
             tracing::debug!(
                 messages = self.stats.consumed - consumed_before,
                 collect = ?(collected - began),
@@ -621,10 +654,9 @@ impl Loop<'_, '_> {
                 self.record(&spans, &revoked);
             }
             self.mark_safe()?;
-            self.report_step(began, rows_out_before, &spans);
+            self.report_step(began);
             let live = &self.run.live;
             live.consumed.store(self.stats.consumed, Ordering::Relaxed);
-            live.rows_out.store(self.stats.rows_out, Ordering::Relaxed);
             live.dead_lettered.store(
                 self.stats.dead_lettered + self.stats.late,
                 Ordering::Relaxed,
@@ -639,9 +671,31 @@ impl Loop<'_, '_> {
                 self.run.metrics.commit_duration.observe(took.as_secs_f64());
                 self.report_state();
                 last_commit = Instant::now();
+                // The commit waited for every output.
+                self.acknowledged(&in_flight);
+                in_flight = InFlight::default();
             }
         }
         Ok(())
+    }
+
+    /// A step's outputs are all acknowledged: the rows out counted, the latency
+    /// of its newest reading's outputs observed.
+    fn acknowledged(&self, step: &InFlight) {
+        self.run.live.rows_out.store(
+            step.rows_out
+                .max(self.run.live.rows_out.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        let wall = wall_clock_ms();
+        if let Some(newest) = step.newest
+            && wall >= newest
+        {
+            self.run
+                .metrics
+                .end_to_end
+                .observe((wall - newest) as f64 / 1000.0);
+        }
     }
 
     /// Records the step's processed spans in their partitions' trackers, except
@@ -661,23 +715,12 @@ impl Loop<'_, '_> {
         }
     }
 
-    /// Metrics of the step that just ended: its duration, the latency of its
-    /// outputs, backpressure, watermark and consumer lag, assigned partitions.
-    fn report_step(
-        &mut self,
-        began: Instant,
-        rows_out_before: u64,
-        spans: &BTreeMap<TopicPartition, (i64, Option<i64>)>,
-    ) {
+    /// Metrics of the step that just ended: its duration, backpressure,
+    /// watermark and consumer lag, assigned partitions.
+    fn report_step(&mut self, began: Instant) {
         let metrics = &self.run.metrics;
         metrics.step_duration.observe(began.elapsed().as_secs_f64());
         let wall = wall_clock_ms();
-        if self.stats.rows_out > rows_out_before
-            && let Some(newest) = spans.values().filter_map(|(_, latest)| *latest).max()
-            && wall >= newest
-        {
-            metrics.end_to_end.observe((wall - newest) as f64 / 1000.0);
-        }
         let pauses = self.intake.pauses();
         metrics.sink_pauses.inc_by(pauses - self.reported.0);
         self.reported.0 = pauses;

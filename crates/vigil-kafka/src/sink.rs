@@ -2,6 +2,7 @@
 //! the reason in headers, through one idempotent producer whose deliveries are
 //! counted so that offsets are committed only after the broker has everything.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,11 @@ struct Deliveries {
     /// Messages handed to the producer.
     sent: u64,
     pending: u64,
+    /// The step messages are being sent for (see [`Sink::begin_step`]).
+    step: usize,
+    /// Per step with messages not yet acknowledged, oldest first: the step and
+    /// how many.
+    pending_by_step: VecDeque<(usize, u64)>,
     /// The most messages pending at once.
     peak_pending: u64,
     delivered: u64,
@@ -91,13 +97,44 @@ pub struct DeliveryCounter(Arc<(Mutex<Deliveries>, Condvar)>);
 
 impl ClientContext for DeliveryCounter {}
 
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+impl Deliveries {
+    /// One more message of the current step handed to the producer.
+    fn add(&mut self) {
+        self.pending += 1;
+        self.peak_pending = self.peak_pending.max(self.pending);
+        self.sent += 1;
+        match self.pending_by_step.back_mut() {
+            Some((step, pending)) if *step == self.step => *pending += 1,
+            _ => self.pending_by_step.push_back((self.step, 1)),
+        }
+    }
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+    /// One message of `step` acknowledged, failed, or never handed over.
+    fn remove(&mut self, step: usize) {
+        self.pending = self.pending.saturating_sub(1);
+        if let Some(i) = self.pending_by_step.iter().position(|&(s, _)| s == step) {
+            self.pending_by_step[i].1 = self.pending_by_step[i].1.saturating_sub(1);
+            if self.pending_by_step[i].1 == 0 {
+                self.pending_by_step.remove(i);
+            }
+        }
+    }
+
+    /// Whether every message of the steps before `step` is acknowledged (or
+    /// failed).
+    fn settled_before(&self, step: usize) -> bool {
+        self.pending_by_step.front().is_none_or(|&(s, _)| s >= step)
+    }
+}
+
+impl ProducerContext for DeliveryCounter {
+    /// The step the message was sent in.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, step: usize) {
         let (lock, wake) = &*self.0;
         let Ok(mut d) = lock.lock() else { return };
-        d.pending = d.pending.saturating_sub(1);
+        d.remove(step);
         match result {
             Ok(_) => d.delivered += 1,
             Err((error, message)) => {
@@ -158,16 +195,15 @@ impl Sink {
         headers: Option<OwnedHeaders>,
         waiting: &dyn Fn(),
     ) -> Result<()> {
-        {
+        let step = {
             let (lock, _) = &*self.deliveries.0;
             let mut d = lock
                 .lock()
                 .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
-            d.pending += 1;
-            d.peak_pending = d.peak_pending.max(d.pending);
-            d.sent += 1;
-        }
-        let mut record = BaseRecord::to(topic).payload(payload);
+            d.add();
+            d.step
+        };
+        let mut record = BaseRecord::with_opaque_to(topic, step).payload(payload);
         if let Some(partition) = partition {
             record = record.partition(partition);
         }
@@ -190,7 +226,7 @@ impl Sink {
                 Err((e, _)) => {
                     let (lock, _) = &*self.deliveries.0;
                     if let Ok(mut d) = lock.lock() {
-                        d.pending = d.pending.saturating_sub(1);
+                        d.remove(step);
                     }
                     if crate::error::is_fenced(&e) || self.fatally_fenced() {
                         return Err(self.fenced());
@@ -465,6 +501,7 @@ impl Sink {
             return Err(self.fenced());
         }
         d.failed = None;
+        d.pending_by_step.clear();
         drop(d);
         if self.transactional_id.is_some() {
             self.producer
@@ -488,6 +525,34 @@ impl Sink {
     /// `message.timeout.ms`). `waiting` runs every 100 ms of the wait, outside
     /// any lock (the run loop keeps its consumer alive there).
     pub fn acknowledged(&self, waiting: &dyn Fn()) -> Result<()> {
+        self.settled(None, waiting)
+    }
+
+    /// Starts a step: the messages sent from here on are its own, until the
+    /// next step begins. Returns the step's number.
+    pub fn begin_step(&self) -> usize {
+        let (lock, _) = &*self.deliveries.0;
+        match lock.lock() {
+            Ok(mut d) => {
+                d.step = d.step.wrapping_add(1);
+                d.step
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Like [`Sink::acknowledged`], for the messages of the steps before
+    /// `step` only: the step's own messages stay in flight while the run loop
+    /// goes on with the next one (a step's outputs are acknowledged while the
+    /// next is taken in and processed; at most two steps' messages are
+    /// awaited at once). A failure of any message, of any step, is reported.
+    pub fn acknowledged_before(&self, step: usize, waiting: &dyn Fn()) -> Result<()> {
+        self.settled(Some(step), waiting)
+    }
+
+    /// Waits until the messages of the steps before `before` (all of them if
+    /// `None`) are acknowledged; see [`Sink::acknowledged`].
+    fn settled(&self, before: Option<usize>, waiting: &dyn Fn()) -> Result<()> {
         let (lock, wake) = &*self.deliveries.0;
         // Every delivery report wakes this wait; `waiting` (which pauses the
         // consumer, purging its prefetched messages) is for a sink that is really
@@ -508,7 +573,11 @@ impl Sink {
                         }
                         return Err(KafkaError::Delivery { topic, reason });
                     }
-                    if d.pending == 0 {
+                    let done = match before {
+                        None => d.pending == 0,
+                        Some(step) => d.settled_before(step),
+                    };
+                    if done {
                         return Ok(());
                     }
                     let left = next_call.saturating_duration_since(Instant::now());
@@ -529,5 +598,35 @@ impl Sink {
     /// Flushes the producer (at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         Ok(self.producer.flush(timeout)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Deliveries;
+
+    /// Acknowledgements come back in any order across partitions: a step is
+    /// settled only once every message of it and of every step before it is.
+    #[test]
+    fn steps_settle_in_order_whatever_order_their_messages_are_acknowledged_in() {
+        let mut d = Deliveries::default();
+        d.step = 1;
+        d.add();
+        d.add();
+        d.step = 2;
+        d.add();
+        d.step = 3;
+        assert!(!d.settled_before(2) && !d.settled_before(3));
+        d.remove(2); // step 2's only message first
+        assert!(!d.settled_before(2) && !d.settled_before(3), "{d:?}");
+        d.remove(1);
+        assert!(!d.settled_before(2), "one of step 1's messages is out");
+        d.remove(1);
+        assert!(d.settled_before(2) && d.settled_before(3), "{d:?}");
+        assert_eq!((d.pending, d.sent, d.peak_pending), (0, 3, 3));
+        // A step without messages is settled at once; a later one is not.
+        d.step = 5;
+        d.add();
+        assert!(d.settled_before(5) && !d.settled_before(6));
     }
 }
