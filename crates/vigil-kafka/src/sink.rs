@@ -609,8 +609,10 @@ mod tests {
     /// settled only once every message of it and of every step before it is.
     #[test]
     fn steps_settle_in_order_whatever_order_their_messages_are_acknowledged_in() {
-        let mut d = Deliveries::default();
-        d.step = 1;
+        let mut d = Deliveries {
+            step: 1,
+            ..Deliveries::default()
+        };
         d.add();
         d.add();
         d.step = 2;
