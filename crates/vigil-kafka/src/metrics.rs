@@ -52,9 +52,11 @@ pub struct RunMetrics {
     /// `vigil_checkpoint_bytes_total`: state written to the progress topics in
     /// checkpoints (what checkpointing costs in bytes).
     pub checkpoint_bytes: IntCounter,
-    /// `vigil_commit_duration_seconds`: one periodic commit: state checkpoints
-    /// and progress written and acknowledged, offsets (or the transaction)
-    /// committed; the run loop takes no input meanwhile.
+    /// `vigil_commit_duration_seconds`: how long one commit held the run loop
+    /// (it takes no input meanwhile): state checkpoints and progress written,
+    /// offsets committed once the progress is acknowledged (at least once, that
+    /// acknowledgement is awaited by the next step, alongside its
+    /// predecessor's outputs); exactly-once, the whole transaction.
     pub commit_duration: Histogram,
     /// `vigil_step_duration_seconds`: one step (poll and decode a batch, run the
     /// jobs, send and acknowledge their outputs).
@@ -230,7 +232,7 @@ impl RunMetrics {
             commit_duration: histogram(
                 registry,
                 "vigil_commit_duration_seconds",
-                "One periodic commit: checkpoints and progress written and acknowledged, offsets or the transaction committed.",
+                "How long one commit held the run loop: checkpoints and progress written, offsets or the transaction committed.",
                 prometheus::exponential_buckets(0.001, 2.0, 14)?,
             )?,
             step_duration: histogram(

@@ -11,8 +11,12 @@
 //! processed; they become committable once the jobs' horizon has passed their
 //! rows (see [`offsets`](crate::offsets)), and are committed every
 //! [`KafkaConfig::commit_interval`] and when a partition is revoked, in both
-//! cases only once the broker has acknowledged everything sent before (a commit
-//! waits for it; a revoked partition's commit is the last such offset).
+//! cases only once the broker has acknowledged everything sent before. A
+//! periodic commit writes the state and progress at the end of a step and
+//! commits the offsets at the next step, once that step's wait for the
+//! previous one's messages has them acknowledged (the loop does not stop for
+//! the round trip); a revoked partition's commit is the last offset whose
+//! progress is acknowledged.
 //!
 //! Memory stays bounded: a step holds at most one batch of messages, at most two
 //! steps' outputs await acknowledgement, and while a slow sink catches up every
@@ -93,8 +97,10 @@ pub struct RunStats {
     /// Commits made (each covering every owned partition that moved; in
     /// exactly-once mode, transactions and the skipped empty ones).
     pub commit_rounds: u64,
-    /// Time spent in commits: checkpoints written, progress written and
-    /// acknowledged, offsets committed (the transaction, exactly-once).
+    /// Time the run loop spent in commits: checkpoints and progress written,
+    /// offsets committed (the transaction, exactly-once); at least once, not
+    /// the wait for the progress's acknowledgement, which the next step's wait
+    /// for its predecessor's messages covers.
     pub commit_time: Duration,
 }
 
@@ -176,6 +182,20 @@ struct InFlight {
     rows_out: u64,
     /// The newest event time of the readings it took in, if it sent rows.
     newest: Option<i64>,
+}
+
+/// A commit whose progress (and state) is written to the progress log but not
+/// yet acknowledged: its offsets go to the group once the broker has every
+/// message of its step and of the steps before (the run loop goes on
+/// meanwhile; see [`Loop::begin_commit`]).
+#[derive(Debug, Default)]
+struct PendingCommit {
+    /// The step the progress was sent in.
+    step: usize,
+    /// Per partition: the offset and metadata written.
+    written: BTreeMap<TopicPartition, (i64, String)>,
+    /// How long writing it held the run loop.
+    took: Duration,
 }
 
 /// A pipeline ready to run against Kafka.
@@ -423,6 +443,7 @@ impl<'p> KafkaRun<'p> {
             checkpointed: BTreeMap::new(),
             last_progress: BTreeMap::new(),
             fenced: Vec::new(),
+            pending_commit: None,
             transaction_began: sink.sent(),
             rewinds_in_a_row: 0,
             last_partition: None,
@@ -498,6 +519,8 @@ struct Loop<'a, 'p> {
     last_progress: BTreeMap<TopicPartition, (i64, String)>,
     /// Exactly-once: previous writers already fenced.
     fenced: Vec<String>,
+    /// At least once: the commit begun whose progress awaits acknowledgement.
+    pending_commit: Option<PendingCommit>,
     /// Exactly-once: [`Sink::sent`] when the open transaction began.
     transaction_began: u64,
     /// Rewinds since the last successful commit.
@@ -563,6 +586,8 @@ impl Loop<'_, '_> {
     fn rewind(&mut self, watermarks: &mut BTreeMap<String, Watermarks>) -> Result<()> {
         self.sink.recover(self.run.config.startup_timeout)?;
         self.transaction_began = self.sink.sent();
+        // Its progress may not have reached the broker.
+        self.pending_commit = None;
         let partitions: Vec<TopicPartition> = self.owned.keys().cloned().collect();
         self.intake.discard(&partitions);
         for tp in &partitions {
@@ -621,6 +646,11 @@ impl Loop<'_, '_> {
             self.sink
                 .acknowledged_before(step, &|| self.intake.hold())?;
             self.acknowledged(&in_flight);
+            // A commit begun at an earlier step has its progress acknowledged
+            // now: its offsets go to the group.
+            if self.pending_commit.as_ref().is_some_and(|p| p.step < step) {
+                self.finish_commit()?;
+            }
             in_flight = InFlight {
                 rows_out: self.stats.rows_out,
                 newest: (self.stats.rows_out > rows_out_before)
@@ -662,18 +692,20 @@ impl Loop<'_, '_> {
                 Ordering::Relaxed,
             );
             if last_commit.elapsed() >= self.run.config.commit_interval {
-                let began = Instant::now();
-                self.commit()?;
-                let took = began.elapsed();
-                tracing::debug!(took = ?took, "commit");
-                self.stats.commit_rounds += 1;
-                self.stats.commit_time += took;
-                self.run.metrics.commit_duration.observe(took.as_secs_f64());
+                if self.run.config.exactly_once {
+                    let began = Instant::now();
+                    self.commit_transaction(&[], false)?;
+                    self.committed_in(began.elapsed());
+                    // The transaction waited for every output.
+                    self.acknowledged(&in_flight);
+                    in_flight = InFlight::default();
+                } else {
+                    // Finished at a later step, once the broker has the
+                    // progress (and this step's outputs).
+                    self.begin_commit(step)?;
+                }
                 self.report_state();
                 last_commit = Instant::now();
-                // The commit waited for every output.
-                self.acknowledged(&in_flight);
-                in_flight = InFlight::default();
             }
         }
         Ok(())
@@ -839,6 +871,9 @@ impl Loop<'_, '_> {
                         self.stats.revoked += 1;
                         steps.remove(&tp);
                         self.last_progress.remove(&tp);
+                        if let Some(pending) = &mut self.pending_commit {
+                            pending.written.remove(&tp);
+                        }
                         self.let_go(&tp, watermarks)?;
                         revoked.push(tp);
                     }
@@ -1384,11 +1419,30 @@ impl Loop<'_, '_> {
     }
 
     /// Writes every safe offset, with its progress, to the progress log; once the
-    /// broker has it, commits it to the group.
+    /// broker has it (and every output sent before), commits it to the group.
+    /// Waits for all of it (at the end of a run; steps use
+    /// [`begin_commit`](Self::begin_commit) instead).
     fn commit(&mut self) -> Result<()> {
         if self.run.config.exactly_once {
             return self.commit_transaction(&[], false);
         }
+        let step = self.sink.begin_step();
+        self.begin_commit(step)?;
+        self.sink.acknowledged(&|| self.intake.hold())?;
+        self.intake.release();
+        self.finish_commit()
+    }
+
+    /// The first half of a commit, sent in `step`: checkpoints the state (with
+    /// checkpoints) and writes every safe offset, with its progress, to the
+    /// progress log, without waiting for the broker. The step loop goes on, and
+    /// [`finish_commit`](Self::finish_commit)es once that step's messages are
+    /// acknowledged (the next step waits for them anyway), so a commit does not
+    /// hold the readings behind it for a round trip to the broker. A commit
+    /// begun before the last one finished is merged into it: the newer offset
+    /// of a partition replaces the older.
+    fn begin_commit(&mut self, step: usize) -> Result<()> {
+        let began = Instant::now();
         let safe = if self.run.config.checkpoints {
             self.checkpoint()?
         } else {
@@ -1409,15 +1463,54 @@ impl Loop<'_, '_> {
                 )?;
             }
         }
-        let written = Instant::now();
-        self.sink.acknowledged(&|| self.intake.hold())?;
         self.intake.release();
-        tracing::debug!(acknowledged = ?written.elapsed(), "commit: progress written");
-        // A partition revoked meanwhile is not this instance's to commit.
+        let pending = self
+            .pending_commit
+            .get_or_insert_with(PendingCommit::default);
+        pending.step = step;
+        pending.written.extend(safe);
+        pending.took += began.elapsed();
+        Ok(())
+    }
+
+    /// Counts a commit that held the run loop for `took`.
+    fn committed_in(&mut self, took: Duration) {
+        tracing::debug!(took = ?took, "commit");
+        self.stats.commit_rounds += 1;
+        self.stats.commit_time += took;
+        self.run.metrics.commit_duration.observe(took.as_secs_f64());
+    }
+
+    /// The second half of the commit begun (if any), once the broker has
+    /// acknowledged its step and every one before: its offsets, the progress
+    /// log having them, are committed to the group. Not yet acknowledged, it
+    /// stays pending.
+    fn finish_commit(&mut self) -> Result<()> {
+        let Some(step) = self.pending_commit.as_ref().map(|p| p.step) else {
+            return Ok(());
+        };
+        if !self.sink.is_acknowledged_before(step.wrapping_add(1))? {
+            return Ok(());
+        }
+        let Some(pending) = self.pending_commit.take() else {
+            return Ok(());
+        };
+        let began = Instant::now();
+        // A partition revoked meanwhile is not this instance's to commit, even
+        // if it came back (it is taken over again from the group's offset).
         let assigned = self.consumer.assignment()?;
         if let Ok(mut shared) = self.context.0.lock() {
-            for (tp, entry) in safe {
-                if assigned.find_partition(&tp.0, tp.1).is_some() {
+            let revoked: Vec<TopicPartition> = shared
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Assignment::Revoked(partitions) => Some(partitions.clone()),
+                    Assignment::Assigned(_) => None,
+                })
+                .flatten()
+                .collect();
+            for (tp, entry) in pending.written {
+                if assigned.find_partition(&tp.0, tp.1).is_some() && !revoked.contains(&tp) {
                     shared.written.insert(tp, entry);
                 }
             }
@@ -1425,7 +1518,7 @@ impl Loop<'_, '_> {
         self.context.commit_safe(self.consumer, None);
         let committed = match self.context.0.lock() {
             Ok(mut shared) => std::mem::take(&mut shared.committed),
-            Err(_) => return Ok(()),
+            Err(_) => Vec::new(),
         };
         for (tp, offset) in committed {
             self.rewinds_in_a_row = 0;
@@ -1435,6 +1528,7 @@ impl Loop<'_, '_> {
                 tracker.committed(offset);
             }
         }
+        self.committed_in(pending.took + began.elapsed());
         Ok(())
     }
 }

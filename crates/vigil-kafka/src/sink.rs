@@ -550,6 +550,28 @@ impl Sink {
         self.settled(Some(step), waiting)
     }
 
+    /// Whether every message of the steps before `step` is acknowledged, without
+    /// waiting; a failure of any message, of any step, is reported.
+    pub fn is_acknowledged_before(&self, step: usize) -> Result<bool> {
+        let (lock, _) = &*self.deliveries.0;
+        let mut d = lock
+            .lock()
+            .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+        self.failure(&mut d)?;
+        Ok(d.settled_before(step))
+    }
+
+    /// The first delivery that failed since the last call, as an error.
+    fn failure(&self, d: &mut Deliveries) -> Result<()> {
+        match d.failed.take() {
+            // Messages purged because the producer was fenced fail with the
+            // purge, not the fencing.
+            Some(_) if d.fenced || self.fatally_fenced() => Err(self.fenced()),
+            Some((topic, reason)) => Err(KafkaError::Delivery { topic, reason }),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until the messages of the steps before `before` (all of them if
     /// `None`) are acknowledged; see [`Sink::acknowledged`].
     fn settled(&self, before: Option<usize>, waiting: &dyn Fn()) -> Result<()> {
@@ -565,14 +587,7 @@ impl Sink {
                     .lock()
                     .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
                 loop {
-                    if let Some((topic, reason)) = d.failed.take() {
-                        // Messages purged because the producer was fenced fail
-                        // with the purge, not the fencing.
-                        if d.fenced || self.fatally_fenced() {
-                            return Err(self.fenced());
-                        }
-                        return Err(KafkaError::Delivery { topic, reason });
-                    }
+                    self.failure(&mut d)?;
                     let done = match before {
                         None => d.pending == 0,
                         Some(step) => d.settled_before(step),
