@@ -38,6 +38,7 @@ use common::{
 };
 
 mod common;
+mod scale;
 
 const BASE_MS: i64 = 1_795_507_200_000;
 
@@ -61,24 +62,9 @@ fn reading(n: usize, patients: usize) -> (i32, String, String) {
 }
 
 fn fill(broker: &Broker, topic: &str, readings: usize, patients: usize) -> u64 {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "500000")
-        .create()
-        .expect("producer");
-    let mut bytes = 0;
-    for n in 0..readings {
-        let (partition, key, payload) = reading(n, patients);
-        bytes += payload.len() as u64;
-        assert!(
-            common::send(&producer, topic, partition, &key, &payload),
-            "the producer refused a reading"
-        );
-    }
-    producer.flush(Duration::from_secs(300)).expect("flush");
-    bytes
+    common::fill(broker.bootstrap(), topic, readings, |n| {
+        reading(n, patients)
+    })
 }
 
 /// Reads the whole topic with a bare consumer; seconds from the first message
@@ -287,6 +273,12 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
+    let scale_patients = env_number("VIGIL_BENCH_SCALE_PATIENTS", 1_000_000usize);
+    let scale_rounds = env_number("VIGIL_BENCH_SCALE_ROUNDS", 4usize);
+    if let Ok(bootstrap) = std::env::var(scale::CHILD) {
+        scale::child(&bootstrap, scale_patients, scale_rounds);
+        return;
+    }
     let readings = env_number("VIGIL_BENCH_READINGS", 1_000_000);
     let patients = env_number("VIGIL_BENCH_PATIENTS", 2_000);
     let rate = env_number("VIGIL_BENCH_RATE", 50_000u64);
@@ -311,6 +303,7 @@ fn main() {
     let vigil = vigil_throughput(&broker, &pipeline, readings);
     let rate_out = readings as f64 / vigil.seconds;
     let latencies = live_latency(&broker, rate, live_seconds, patients);
+    let scaled = scale::run(&broker, scale_patients, scale_rounds);
     let scores = latencies.total.len();
     let p = |q| quantile(&latencies.total, q).unwrap_or(-1);
     let v = |q| quantile(&latencies.in_vigil, q).unwrap_or(-1);
@@ -348,7 +341,27 @@ fn main() {
         v(0.99),
         v(0.999),
     );
+    if let Some(s) = &scaled {
+        let f = |k: &str| s[k].as_f64().unwrap_or(-1.0);
+        println!(
+            "scale, 1-hour hop NEWS2: {} patients, {} readings in {:.1} s ({:.0} msgs/s), {} scores; peak RSS {:.0} MiB (baseline {:.0}); state {:.0} MiB ({:.0} B per patient); {} checkpoints, {:.0} MiB, {} commits of {:.1} ms on average",
+            f("patients"),
+            f("readings"),
+            f("seconds"),
+            f("msgs_per_s"),
+            f("scores"),
+            f("peak_rss_mib"),
+            f("rss_baseline_mib"),
+            f("state_mib"),
+            f("state_bytes_per_patient"),
+            f("checkpoints"),
+            f("checkpoint_mib"),
+            f("commit_rounds"),
+            f("commit_ms_mean"),
+        );
+    }
     let report = json!({
+        "scale": scaled,
         "readings": readings,
         "patients": patients,
         "bytes": bytes,

@@ -24,7 +24,7 @@ pub mod watermark;
 
 use arrow::array::RecordBatch;
 
-pub use checkpoint::PartitionState;
+pub use checkpoint::{Encoding, PartitionState};
 pub use job::{Emitted, JobCounters, JobRunner, Progress};
 
 use crate::error::Result;

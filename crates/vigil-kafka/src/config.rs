@@ -126,6 +126,11 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            // At most 64 MiB awaiting the broker (librdkafka's default is
+            // 1 GiB): a checkpoint of a large state, or a burst of outputs,
+            // waits for acknowledgements instead of being copied whole into
+            // the producer's queue.
+            .set("queue.buffering.max.kbytes", "65536")
             // Producers' metadata requests would create a topic deleted under a
             // running pipeline; its topics are checked at start instead.
             .set("allow.auto.create.topics", "false");

@@ -123,6 +123,37 @@ pub fn send(
     }
 }
 
+/// Fills `topic` with `readings` messages, message `n` being `reading(n)`
+/// (partition, key, payload), batched as a bulk load would be; returns the
+/// payload bytes.
+#[allow(dead_code)] // the Kafka bench's: the soak bench feeds a live stream
+pub fn fill(
+    bootstrap: &str,
+    topic: &str,
+    readings: usize,
+    reading: impl Fn(usize) -> (i32, String, String),
+) -> u64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer");
+    let mut bytes = 0;
+    for n in 0..readings {
+        let (partition, key, payload) = reading(n);
+        bytes += payload.len() as u64;
+        assert!(
+            send(&producer, topic, partition, &key, &payload),
+            "the producer refused a reading"
+        );
+    }
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(600))
+        .expect("flush");
+    bytes
+}
+
 /// Milliseconds since the epoch of an RFC 3339 time as the JSON sink writes it.
 pub fn time_ms(text: &str) -> Option<i64> {
     let text = text.trim_end_matches('Z').trim_end_matches("+00:00");

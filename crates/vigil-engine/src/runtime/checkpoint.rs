@@ -14,7 +14,7 @@
 //! aggregates.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -66,34 +66,125 @@ impl PartitionState {
 
     /// Encodes the state: header, then each part as a length-prefixed IPC stream.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.job.to_le_bytes());
-        out.extend_from_slice(&self.partition.to_le_bytes());
-        match self.watermark {
-            Some(w) => {
-                out.push(1);
-                out.extend_from_slice(&w.to_le_bytes());
-            }
-            None => {
-                out.push(0);
-                out.extend_from_slice(&0i64.to_le_bytes());
-            }
-        }
-        out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
-        for part in &self.parts {
-            let mut stream = Vec::new();
-            {
-                let mut writer = StreamWriter::try_new(&mut stream, part.schema_ref())?;
-                writer.write(part)?;
-                writer.finish()?;
-            }
-            out.extend_from_slice(&(stream.len() as u64).to_le_bytes());
-            out.extend_from_slice(&stream);
-        }
+        let encoding = self.encoding()?;
+        let mut out = Vec::with_capacity(usize::try_from(encoding.len()).unwrap_or(0));
+        encoding.write_to(&mut out)?;
         Ok(out)
     }
 
+    /// The encoding of [`to_bytes`](Self::to_bytes), measured but not yet
+    /// written: its length is known before its first byte is, so a large state
+    /// can be streamed out in pieces that each say how many there are, without
+    /// ever being held whole (each part is encoded twice, once to be measured).
+    pub fn encoding(&self) -> Result<Encoding<'_>> {
+        let mut lengths = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let mut counted = Counted(0);
+            write_part(&mut counted, part)?;
+            lengths.push(counted.0);
+        }
+        Ok(Encoding {
+            state: self,
+            lengths,
+        })
+    }
+}
+
+/// A [`PartitionState`]'s encoding, measured (see [`PartitionState::encoding`]).
+#[derive(Debug)]
+pub struct Encoding<'a> {
+    state: &'a PartitionState,
+    /// Bytes of each part's IPC stream.
+    lengths: Vec<u64>,
+}
+
+/// Bytes of the header: magic, job, partition, watermark flag and value, part
+/// count.
+const HEADER_BYTES: u64 = 8 + 8 + 4 + 1 + 8 + 4;
+
+impl Encoding<'_> {
+    /// Bytes the encoding takes.
+    pub fn len(&self) -> u64 {
+        HEADER_BYTES + self.lengths.iter().map(|l| 8 + l).sum::<u64>()
+    }
+
+    /// Whether it takes no bytes (never: the header is always there).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the encoding to `out`; fails if a part's IPC stream does not come
+    /// out at the length measured.
+    pub fn write_to(&self, out: &mut dyn Write) -> Result<()> {
+        let state = self.state;
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&state.job.to_le_bytes());
+        header.extend_from_slice(&state.partition.to_le_bytes());
+        header.push(u8::from(state.watermark.is_some()));
+        header.extend_from_slice(&state.watermark.unwrap_or(0).to_le_bytes());
+        header.extend_from_slice(&(state.parts.len() as u32).to_le_bytes());
+        out.write_all(&header).map_err(write_error)?;
+        for (part, &length) in state.parts.iter().zip(&self.lengths) {
+            out.write_all(&length.to_le_bytes()).map_err(write_error)?;
+            let mut counted = Counting { out, bytes: 0 };
+            write_part(&mut counted, part)?;
+            if counted.bytes != length {
+                return Err(EngineError::Checkpoint(format!(
+                    "a part encoded to {} bytes, measured at {length}",
+                    counted.bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One part as an IPC stream.
+fn write_part(out: &mut dyn Write, part: &RecordBatch) -> Result<()> {
+    let mut writer = StreamWriter::try_new(out, part.schema_ref())?;
+    writer.write(part)?;
+    writer.finish()?;
+    Ok(())
+}
+
+fn write_error(e: std::io::Error) -> EngineError {
+    EngineError::Checkpoint(format!("writing the state: {e}"))
+}
+
+/// A writer that only counts the bytes.
+struct Counted(u64);
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer passing bytes on and counting them.
+struct Counting<'w> {
+    out: &'w mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl PartitionState {
     /// Decodes bytes written by [`to_bytes`](Self::to_bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<PartitionState> {
         let mut input = Reader { bytes, at: 0 };
@@ -300,6 +391,30 @@ mod tests {
         assert_eq!(back.parts, state.parts);
         assert_eq!(tag_of(&back.parts[0]).expect("tag"), ("live", 17));
         assert_eq!(tag_of(&back.parts[1]).expect("tag"), ("groups", -2));
+    }
+
+    #[test]
+    fn the_measured_encoding_is_the_bytes_written() {
+        let mut state = state();
+        for watermark in [Some(-5), None] {
+            state.watermark = watermark;
+            let encoding = state.encoding().expect("measure");
+            let bytes = state.to_bytes().expect("encode");
+            assert_eq!(encoding.len(), bytes.len() as u64);
+            let mut written = Vec::new();
+            encoding.write_to(&mut written).expect("write");
+            assert_eq!(written, bytes);
+            let back = PartitionState::from_bytes(&written).expect("decode");
+            assert_eq!(back.watermark, watermark);
+        }
+        let empty = PartitionState {
+            parts: Vec::new(),
+            ..state
+        };
+        assert_eq!(
+            empty.encoding().expect("measure").len(),
+            empty.to_bytes().expect("encode").len() as u64
+        );
     }
 
     #[test]
