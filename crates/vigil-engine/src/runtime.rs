@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod checkpoint;
 mod collapsed;
 pub mod dedup;
+mod intervals;
 mod job;
 mod latest;
 mod output;

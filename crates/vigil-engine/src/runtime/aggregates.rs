@@ -403,8 +403,9 @@ pub(crate) fn physical_expr(
     input: &DFSchema,
     props: &ExecutionProps,
 ) -> Result<Arc<dyn PhysicalExpr>> {
+    let expr = super::intervals::intervals_as_durations(expr, input)?;
     Ok(create_physical_expr(
-        expr,
+        &expr,
         input,
         props,
         &PhysicalPlanningContext::default(),

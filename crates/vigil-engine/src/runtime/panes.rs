@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::{Int64Type, SchemaRef, TimestampMillisecondType};
 use datafusion::physical_expr::PhysicalExpr;
@@ -181,6 +181,17 @@ impl StatefulOperator for PaneWindows {
         };
         if first == last {
             return self.update(first, &keys, &inputs, batch.num_rows());
+        }
+        // Readings mostly come in event-time order: a batch is then a few runs
+        // of one pane each, taken as zero-copy slices, in order.
+        if panes.null_count() == 0
+            && let Some(runs) = pane_runs(panes.values(), MAX_PANE_RUNS)
+        {
+            for (pane, offset, len) in runs {
+                let run_keys: Vec<ArrayRef> = keys.iter().map(|k| k.slice(offset, len)).collect();
+                self.update(pane, &run_keys, &inputs.slice(offset, len), len)?;
+            }
+            return Ok(());
         }
         let mut distinct: Vec<i64> = panes.values().to_vec();
         distinct.sort_unstable();
@@ -349,6 +360,27 @@ impl StatefulOperator for PaneWindows {
 }
 
 /// Checkpoint part roles of [`PaneWindows`].
+/// A batch split into more runs of one pane than this is filtered pane by
+/// pane instead (readings far out of event-time order).
+const MAX_PANE_RUNS: usize = 64;
+
+/// The runs of equal pane numbers in `panes`, as `(pane, offset, length)`, or
+/// `None` if there are more than `max` of them.
+fn pane_runs(panes: &[i64], max: usize) -> Option<Vec<(i64, usize, usize)>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=panes.len() {
+        if i == panes.len() || panes[i] != panes[start] {
+            if runs.len() == max {
+                return None;
+            }
+            runs.push((panes[start], start, i - start));
+            start = i;
+        }
+    }
+    Some(runs)
+}
+
 const NEXT_PANE: &str = "next_pane";
 const LIVE: &str = "live";
 const FRONT: &str = "front";
@@ -476,5 +508,27 @@ impl TwoStacks {
             return Ok(None);
         }
         merged(&parts, key_schema, aggregates).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pane_runs;
+
+    #[test]
+    fn runs_of_equal_panes_in_order() {
+        assert_eq!(pane_runs(&[], 4), Some(vec![]));
+        assert_eq!(pane_runs(&[7], 4), Some(vec![(7, 0, 1)]));
+        assert_eq!(
+            pane_runs(&[1, 1, 2, 2, 2, 1, 3], 4),
+            Some(vec![(1, 0, 2), (2, 2, 3), (1, 5, 1), (3, 6, 1)])
+        );
+    }
+
+    #[test]
+    fn too_many_runs_is_none() {
+        let alternating: Vec<i64> = (0..10).map(|i| i % 2).collect();
+        assert_eq!(pane_runs(&alternating, 9), None);
+        assert_eq!(pane_runs(&alternating, 10).map(|r| r.len()), Some(10));
     }
 }
