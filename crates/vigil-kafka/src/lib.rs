@@ -19,6 +19,7 @@
 //! previous writer ([`transaction`]).
 
 pub mod config;
+pub mod decoding;
 pub mod error;
 pub mod intake;
 pub mod metrics;
