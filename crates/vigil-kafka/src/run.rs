@@ -869,10 +869,10 @@ impl Loop<'_, '_> {
         watermarks: &mut BTreeMap<String, Watermarks>,
     ) -> Result<Vec<TopicPartition>> {
         let mut revoked = Vec::new();
-        let changes = match self.context.0.lock() {
-            Ok(mut shared) => std::mem::take(&mut shared.changes),
-            Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
-        };
+        let changes = self
+            .context
+            .take_changes()
+            .ok_or_else(|| KafkaError::Config("consumer state poisoned".to_owned()))?;
         for change in changes {
             match change {
                 Assignment::Revoked(partitions) => {

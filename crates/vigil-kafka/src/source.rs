@@ -4,6 +4,7 @@
 //! before the partition goes to another instance.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
@@ -50,9 +51,11 @@ pub struct Shared {
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
-/// partition's safe offset before it leaves.
+/// partition's safe offset before it leaves. The flag says that changes may be
+/// waiting, so that the run loop, which looks after every message it polls,
+/// does not take the lock when there are none.
 #[derive(Debug, Default, Clone)]
-pub struct GroupContext(pub Arc<Mutex<Shared>>);
+pub struct GroupContext(pub Arc<Mutex<Shared>>, Arc<AtomicBool>);
 
 impl ClientContext for GroupContext {
     /// Keeps each partition's consumer lag (the partition's end minus the
@@ -84,6 +87,25 @@ impl ClientContext for GroupContext {
 }
 
 impl GroupContext {
+    /// Records an assignment change for the run loop (with `shared` locked).
+    fn push_change(&self, shared: &mut Shared, change: Assignment) {
+        shared.changes.push(change);
+        self.1.store(true, Ordering::Release);
+    }
+
+    /// The assignment changes not yet taken by the run loop (none without
+    /// taking the lock if none was recorded since the last call); `None` if the
+    /// shared state is poisoned.
+    pub fn take_changes(&self) -> Option<Vec<Assignment>> {
+        // Cleared before the lock is taken: a change recorded after the take
+        // sets it again.
+        if !self.1.swap(false, Ordering::Acquire) {
+            return Some(Vec::new());
+        }
+        let mut shared = self.0.lock().ok()?;
+        Some(std::mem::take(&mut shared.changes))
+    }
+
     /// Commits the offsets of `partitions` (all of them if `None`) that the
     /// progress log has, synchronously: the group's commit never runs ahead of the
     /// log.
@@ -151,7 +173,7 @@ impl GroupContext {
                 shared.safe.remove(tp);
                 shared.written.remove(tp);
             }
-            shared.changes.push(Assignment::Revoked(revoked));
+            self.push_change(&mut shared, Assignment::Revoked(revoked));
         }
     }
 
@@ -203,16 +225,14 @@ impl ConsumerContext for GroupContext {
                     tracing::warn!(error = %e, "taking the assignment failed");
                 }
                 if let Ok(mut shared) = self.0.lock() {
-                    shared
-                        .changes
-                        .push(Assignment::Assigned(partitions_of(tpl)));
+                    self.push_change(&mut shared, Assignment::Assigned(partitions_of(tpl)));
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked = partitions_of(tpl);
                 if self.defers_revocations() {
                     if let Ok(mut shared) = self.0.lock() {
-                        shared.changes.push(Assignment::Revoked(revoked));
+                        self.push_change(&mut shared, Assignment::Revoked(revoked));
                     }
                 } else {
                     self.revoking(consumer, revoked.clone());

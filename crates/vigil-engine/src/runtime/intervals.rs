@@ -4,9 +4,10 @@
 //! that as timestamp minus a month-day-nanosecond interval, which arrow computes
 //! row by row through chrono and a time zone (calendar arithmetic: a month is
 //! not a fixed length); measured, 5 % of the Kafka NEWS2 pipeline's CPU. An
-//! interval without months is a fixed length on a timestamp without a time
-//! zone (a day is 86,400 s in UTC), so it is the same as a duration, which
-//! arrow subtracts as plain integers.
+//! interval without months is a fixed length on a timestamp in UTC, at a fixed
+//! offset or without a time zone (a day is 86,400 s where there is no daylight
+//! saving), so it is the same as a duration, which arrow subtracts as plain
+//! integers. vigil's event times are UTC.
 
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -16,7 +17,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
 use crate::error::Result;
 
 /// `expr` with every `timestamp ± constant interval` whose interval has no
-/// months, on a timestamp without a time zone, written as `timestamp ±
+/// months, on a timestamp in a zone without daylight saving (see
+/// [`fixed_zone`]), written as `timestamp ±
 /// duration` in the timestamp's unit (where the interval is a whole number of
 /// that unit; otherwise left as it is).
 pub(crate) fn intervals_as_durations(expr: &Expr, input: &DFSchema) -> Result<Expr> {
@@ -33,9 +35,12 @@ pub(crate) fn intervals_as_durations(expr: &Expr, input: &DFSchema) -> Result<Ex
         let Some(nanos) = fixed_nanos(interval) else {
             return Ok(Transformed::no(e));
         };
-        let Ok(DataType::Timestamp(unit, None)) = left.get_type(input) else {
+        let Ok(DataType::Timestamp(unit, zone)) = left.get_type(input) else {
             return Ok(Transformed::no(e));
         };
+        if !zone.as_deref().is_none_or(fixed_zone) {
+            return Ok(Transformed::no(e));
+        }
         let Some(duration) = duration_in(unit, nanos) else {
             return Ok(Transformed::no(e));
         };
@@ -46,6 +51,16 @@ pub(crate) fn intervals_as_durations(expr: &Expr, input: &DFSchema) -> Result<Ex
         ))))
     })?;
     Ok(rewritten.data)
+}
+
+/// Whether time zone `zone` (as arrow names it) has no daylight saving: UTC or
+/// a fixed offset such as `+01:00`. Named zones other than UTC are assumed to
+/// have it.
+fn fixed_zone(zone: &str) -> bool {
+    matches!(zone, "UTC" | "Z" | "Etc/UTC" | "GMT" | "Etc/GMT")
+        || (zone.starts_with(['+', '-'])
+            && zone.len() > 1
+            && zone[1..].bytes().all(|b| b.is_ascii_digit() || b == b':'))
 }
 
 /// The length of a constant interval without months, in nanoseconds.
@@ -112,8 +127,12 @@ mod tests {
             &PhysicalPlanningContext::default(),
         )
         .expect("physical");
-        let batch = RecordBatch::try_new(Arc::new(schema.clone()), vec![Arc::new(times.clone())])
-            .expect("batch");
+        let column = match schema.field(0).data_type() {
+            DataType::Timestamp(_, Some(zone)) => times.clone().with_timezone(zone.as_ref()),
+            _ => times.clone(),
+        };
+        let batch =
+            RecordBatch::try_new(Arc::new(schema.clone()), vec![Arc::new(column)]).expect("batch");
         physical
             .evaluate(&batch)
             .expect("evaluate")
@@ -131,7 +150,13 @@ mod tests {
     /// sides of the epoch.
     #[test]
     fn fixed_intervals_become_durations_with_the_same_results() {
-        let schema = schema(None);
+        for zone in [None, Some("UTC"), Some("+05:30"), Some("-08:00")] {
+            same_results_in(zone);
+        }
+    }
+
+    fn same_results_in(zone: Option<&str>) {
+        let schema = schema(zone);
         let df = DFSchema::try_from(schema.clone()).expect("schema");
         let times = TimestampMillisecondArray::from(vec![
             Some(1_795_507_200_123),
@@ -177,6 +202,9 @@ mod tests {
         );
         let day = col("t") - interval(1, 0);
         assert_eq!(intervals_as_durations(&day, &zoned).expect("rewrite"), day);
+        assert!(!fixed_zone("America/New_York"));
+        assert!(!fixed_zone("+"));
+        assert!(fixed_zone("+0100"));
         let sub_ms = col("t") - interval(0, 1_500);
         assert_eq!(
             intervals_as_durations(&sub_ms, &naive).expect("rewrite"),
