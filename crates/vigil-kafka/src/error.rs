@@ -50,10 +50,6 @@ pub enum KafkaError {
     /// An Arrow kernel failed.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
-    /// A part of vigil itself failed (a thread it runs stopped): a bug, not
-    /// something a restart mends.
-    #[error("internal: {0}")]
-    Internal(String),
 }
 
 impl KafkaError {
@@ -67,9 +63,7 @@ impl KafkaError {
             | KafkaError::Producer(_) => Disposition::Retryable,
             KafkaError::Engine(e) => e.disposition(),
             KafkaError::Format(e) => e.disposition(),
-            KafkaError::Config(_) | KafkaError::Arrow(_) | KafkaError::Internal(_) => {
-                Disposition::Poison
-            }
+            KafkaError::Config(_) | KafkaError::Arrow(_) => Disposition::Poison,
         }
     }
 }

@@ -19,7 +19,6 @@
 //! previous writer ([`transaction`]).
 
 pub mod config;
-pub mod decoding;
 pub mod error;
 pub mod intake;
 pub mod metrics;

@@ -3,10 +3,8 @@
 //!
 //! One thread runs a loop of steps. A step polls up to
 //! [`KafkaConfig::batch_messages`] messages (or what comes within
-//! [`KafkaConfig::max_wait`]), has each partition's messages decoded into one
-//! Arrow batch by a second thread while it polls (see
-//! [`decoding`](crate::decoding); a bad message goes to the dead-letter topic
-//! alone), feeds the batches
+//! [`KafkaConfig::max_wait`]), decodes each partition's messages into one Arrow
+//! batch (a bad message goes to the dead-letter topic alone), feeds the batches
 //! to the jobs reading that topic, advances the watermark and sends every output
 //! row. Its outputs are acknowledged by the broker while the next step runs: a
 //! step ends by waiting for the previous step's. The step's offsets count as
@@ -41,9 +39,9 @@ use vigil_engine::plan::Pipeline;
 use vigil_engine::runtime::watermark::Watermarks;
 use vigil_engine::runtime::{Emitted, JobRunner, PartitionState, Progress};
 use vigil_engine::sql::ddl::{TableDecl, event_time_type};
+use vigil_formats::RowsJsonDecoder;
 
 use crate::config::{self, KafkaConfig};
-use crate::decoding::{Decoded, Decoder, Failure};
 use crate::error::{KafkaError, Result};
 use crate::intake::Intake;
 use crate::metrics::RunMetrics;
@@ -174,10 +172,12 @@ struct SinkTopic {
 
 /// One partition's messages of the current step.
 struct Step {
-    /// The decoding worker's id of it.
-    id: u64,
-    /// What the worker decoded of it, once the step's messages are taken.
-    decoded: Option<Decoded>,
+    decoder: RowsJsonDecoder,
+    /// Per accepted message: offset and Kafka timestamp.
+    accepted: Vec<(i64, Option<i64>)>,
+    /// Per accepted message: its key (for a dead letter at flush), kept only
+    /// by a decoder that rejects messages at flush.
+    keys: Vec<Option<Vec<u8>>>,
     /// The offset after the last message taken.
     end: i64,
     /// Messages taken (accepted or dead-lettered).
@@ -457,8 +457,6 @@ impl<'p> KafkaRun<'p> {
             transaction_began: sink.sent(),
             rewinds_in_a_row: 0,
             last_partition: None,
-            decoder: Decoder::start()?,
-            next_step: 0,
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
@@ -542,10 +540,6 @@ struct Loop<'a, 'p> {
     rewinds_in_a_row: u32,
     /// The partition of the message taken last.
     last_partition: Option<TopicPartition>,
-    /// The decoding worker.
-    decoder: Decoder,
-    /// The id of the next partition step started (see [`Decoder::begin`]).
-    next_step: u64,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -1096,41 +1090,7 @@ impl Loop<'_, '_> {
                 Some(Ok(message)) => taken += usize::from(self.take(&message, &mut steps)?),
             }
         }
-        let mut decoded = self.decoder.finish()?;
-        for (tp, step) in &mut steps {
-            let mut done = decoded.remove(&step.id).ok_or_else(|| {
-                KafkaError::Internal("a step's messages came back undecoded".to_owned())
-            })?;
-            self.dead_letter(tp, std::mem::take(&mut done.failures))?;
-            step.decoded = Some(done);
-        }
         Ok(steps)
-    }
-
-    /// Sends messages of `tp` that did not decode to its dead-letter topic.
-    fn dead_letter(&mut self, tp: &TopicPartition, failures: Vec<Failure>) -> Result<()> {
-        let Some(source) = self.run.sources.get(&tp.0) else {
-            return Ok(());
-        };
-        for failure in failures {
-            self.stats.dead_lettered += 1;
-            self.count_decode_error(&tp.0, failure.error.reason_label());
-            self.sink.send_dead_letter(
-                &source.dead_letter,
-                failure.key.as_deref(),
-                &failure.payload,
-                &DeadLetter {
-                    reason: failure.error.reason_label(),
-                    error: failure.error.to_string(),
-                    topic: &tp.0,
-                    partition: tp.1,
-                    offset: Some(failure.offset),
-                    timestamp: failure.timestamp,
-                },
-                &|| self.intake.hold(),
-            )?;
-        }
-        Ok(())
     }
 
     /// Adds one message to its partition's step, or dead-letters it; false if its
@@ -1173,35 +1133,49 @@ impl Loop<'_, '_> {
         self.stats.consumed += 1;
         let step = match steps.get_mut(tp) {
             Some(step) => step,
-            None => {
-                let id = self.next_step;
-                self.next_step += 1;
-                self.decoder.begin(
-                    id,
-                    vigil_engine::files::decoder(
-                        &source.table,
-                        source.schema.clone(),
-                        self.run.config.max_message_bytes,
-                        self.run.config.batch_messages,
-                    )?,
-                );
-                steps.entry(tp.clone()).or_insert(Step {
-                    id,
-                    decoded: None,
-                    end: message.offset(),
-                    taken: 0,
-                })
-            }
+            None => steps.entry(tp.clone()).or_insert(Step {
+                decoder: vigil_engine::files::decoder(
+                    &source.table,
+                    source.schema.clone(),
+                    self.run.config.max_message_bytes,
+                    self.run.config.batch_messages,
+                )?,
+                accepted: Vec::new(),
+                keys: Vec::new(),
+                end: message.offset(),
+                taken: 0,
+            }),
         };
         step.end = message.offset() + 1;
         step.taken += 1;
-        self.decoder.push(
-            step.id,
-            message.offset(),
-            message.timestamp().to_millis(),
-            message.key(),
-            message.payload().unwrap_or_default(),
-        )?;
+        let timestamp = message.timestamp().to_millis();
+        let payload = message.payload().unwrap_or_default();
+        match step.decoder.decode(payload) {
+            Ok(()) => {
+                step.accepted.push((message.offset(), timestamp));
+                if step.decoder.rejects_at_flush() {
+                    step.keys.push(message.key().map(<[u8]>::to_vec));
+                }
+            }
+            Err(e) => {
+                self.stats.dead_lettered += 1;
+                self.count_decode_error(&tp.0, e.reason_label());
+                self.sink.send_dead_letter(
+                    &source.dead_letter,
+                    message.key(),
+                    payload,
+                    &DeadLetter {
+                        reason: e.reason_label(),
+                        error: e.to_string(),
+                        topic: &tp.0,
+                        partition: tp.1,
+                        offset: Some(message.offset()),
+                        timestamp,
+                    },
+                    &|| self.intake.hold(),
+                )?;
+            }
+        }
         Ok(true)
     }
 
@@ -1224,13 +1198,10 @@ impl Loop<'_, '_> {
                 .consumed
                 .with_label_values(&[tp.0.as_str()])
                 .inc_by(step.taken);
-            let decoded = step.decoded.take().ok_or_else(|| {
-                KafkaError::Internal("a step went to processing undecoded".to_owned())
-            })?;
-            let flushed = decoded.flushed?;
+            let flushed = step.decoder.flush()?;
             for ((index, error), payload) in flushed.rejected.iter().zip(&flushed.rejected_messages)
             {
-                let (offset, timestamp) = match decoded.accepted.get(*index) {
+                let (offset, timestamp) = match step.accepted.get(*index) {
                     Some(&(offset, timestamp)) => (Some(offset), timestamp),
                     None => (None, None),
                 };
@@ -1238,7 +1209,7 @@ impl Loop<'_, '_> {
                 self.count_decode_error(&tp.0, error.reason_label());
                 self.sink.send_dead_letter(
                     &source.dead_letter,
-                    decoded.keys.get(*index).and_then(|k| k.as_deref()),
+                    step.keys.get(*index).and_then(|k| k.as_deref()),
                     payload,
                     &DeadLetter {
                         reason: error.reason_label(),
@@ -1265,8 +1236,7 @@ impl Loop<'_, '_> {
                     .and_then(|i| arrow::compute::cast(batch.column(i), &event_time_type()).ok())
                     .and_then(|a| arrow::compute::max(a.as_primitive::<TimestampMillisecondType>()))
                     .or_else(|| {
-                        decoded
-                            .accepted
+                        step.accepted
                             .iter()
                             .filter_map(|&(_, ts)| ts.filter(|&ts| ts > 0))
                             .max()
