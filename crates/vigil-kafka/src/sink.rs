@@ -98,22 +98,22 @@ pub struct DeliveryCounter(Arc<(Mutex<Deliveries>, Condvar)>);
 impl ClientContext for DeliveryCounter {}
 
 impl Deliveries {
-    /// One more message of the current step handed to the producer.
-    fn add(&mut self) {
-        self.pending += 1;
+    /// `n` more messages of the current step handed to the producer.
+    fn add(&mut self, n: u64) {
+        self.pending += n;
         self.peak_pending = self.peak_pending.max(self.pending);
-        self.sent += 1;
+        self.sent += n;
         match self.pending_by_step.back_mut() {
-            Some((step, pending)) if *step == self.step => *pending += 1,
-            _ => self.pending_by_step.push_back((self.step, 1)),
+            Some((step, pending)) if *step == self.step => *pending += n,
+            _ => self.pending_by_step.push_back((self.step, n)),
         }
     }
 
-    /// One message of `step` acknowledged, failed, or never handed over.
-    fn remove(&mut self, step: usize) {
-        self.pending = self.pending.saturating_sub(1);
+    /// `n` messages of `step` acknowledged, failed, or never handed over.
+    fn remove(&mut self, step: usize, n: u64) {
+        self.pending = self.pending.saturating_sub(n);
         if let Some(i) = self.pending_by_step.iter().position(|&(s, _)| s == step) {
-            self.pending_by_step[i].1 = self.pending_by_step[i].1.saturating_sub(1);
+            self.pending_by_step[i].1 = self.pending_by_step[i].1.saturating_sub(n);
             if self.pending_by_step[i].1 == 0 {
                 self.pending_by_step.remove(i);
             }
@@ -134,7 +134,7 @@ impl ProducerContext for DeliveryCounter {
     fn delivery(&self, result: &DeliveryResult<'_>, step: usize) {
         let (lock, wake) = &*self.0;
         let Ok(mut d) = lock.lock() else { return };
-        d.remove(step);
+        d.remove(step, 1);
         match result {
             Ok(_) => d.delivered += 1,
             Err((error, message)) => {
@@ -195,14 +195,46 @@ impl Sink {
         headers: Option<OwnedHeaders>,
         waiting: &dyn Fn(),
     ) -> Result<()> {
-        let step = {
-            let (lock, _) = &*self.deliveries.0;
-            let mut d = lock
-                .lock()
-                .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
-            d.add();
-            d.step
-        };
+        let step = self.count(1)?;
+        self.hand_over(topic, partition, key, payload, headers, step, waiting)
+    }
+
+    /// Counts `n` messages of the current step as handed to the producer, before
+    /// they are (one lock for a batch of them, not one each: the producer's
+    /// delivery thread takes the same lock for every acknowledgement); returns
+    /// the step.
+    fn count(&self, n: u64) -> Result<usize> {
+        let (lock, _) = &*self.deliveries.0;
+        let mut d = lock
+            .lock()
+            .map_err(|_| KafkaError::Config("delivery counter poisoned".to_owned()))?;
+        d.add(n);
+        Ok(d.step)
+    }
+
+    /// Takes back `n` messages of `step` counted but never handed over.
+    fn uncount(&self, step: usize, n: u64) {
+        let (lock, _) = &*self.deliveries.0;
+        if n > 0
+            && let Ok(mut d) = lock.lock()
+        {
+            d.remove(step, n);
+        }
+    }
+
+    /// Hands one message, already counted for `step`, to the producer; one
+    /// that it refuses is taken back.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_over(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+        step: usize,
+        waiting: &dyn Fn(),
+    ) -> Result<()> {
         let mut record = BaseRecord::with_opaque_to(topic, step).payload(payload);
         if let Some(partition) = partition {
             record = record.partition(partition);
@@ -224,10 +256,7 @@ impl Sink {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((e, _)) => {
-                    let (lock, _) = &*self.deliveries.0;
-                    if let Ok(mut d) = lock.lock() {
-                        d.remove(step);
-                    }
+                    self.uncount(step, 1);
                     if crate::error::is_fenced(&e) || self.fatally_fenced() {
                         return Err(self.fenced());
                     }
@@ -266,6 +295,8 @@ impl Sink {
             None => None,
         };
         let keys = keys.as_ref().map(|k| k.as_string::<i32>());
+        let counted = batch.num_rows() as u64;
+        let step = self.count(counted)?;
         let mut rows = 0;
         for (row, line) in bytes
             .split(|&b| b == b'\n')
@@ -275,9 +306,14 @@ impl Sink {
             let key = keys
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row).as_bytes());
-            self.send(topic, None, key, line, None, waiting)?;
+            if let Err(e) = self.hand_over(topic, None, key, line, None, step, waiting) {
+                // This one is taken back already; the rest were never sent.
+                self.uncount(step, counted - rows as u64 - 1);
+                return Err(e);
+            }
             rows += 1;
         }
+        self.uncount(step, counted.saturating_sub(rows as u64));
         Ok(rows)
     }
 
@@ -628,22 +664,47 @@ mod tests {
             step: 1,
             ..Deliveries::default()
         };
-        d.add();
-        d.add();
+        d.add(1);
+        d.add(1);
         d.step = 2;
-        d.add();
+        d.add(1);
         d.step = 3;
         assert!(!d.settled_before(2) && !d.settled_before(3));
-        d.remove(2); // step 2's only message first
+        d.remove(2, 1); // step 2's only message first
         assert!(!d.settled_before(2) && !d.settled_before(3), "{d:?}");
-        d.remove(1);
+        d.remove(1, 1);
         assert!(!d.settled_before(2), "one of step 1's messages is out");
-        d.remove(1);
+        d.remove(1, 1);
         assert!(d.settled_before(2) && d.settled_before(3), "{d:?}");
         assert_eq!((d.pending, d.sent, d.peak_pending), (0, 3, 3));
         // A step without messages is settled at once; a later one is not.
         d.step = 5;
-        d.add();
+        d.add(1);
         assert!(d.settled_before(5) && !d.settled_before(6));
+    }
+
+    /// A batch counted at once settles only when its last message is
+    /// acknowledged, and what was counted but never sent can be taken back.
+    #[test]
+    fn a_batch_counted_at_once_settles_message_by_message() {
+        let mut d = Deliveries {
+            step: 1,
+            ..Deliveries::default()
+        };
+        d.add(5);
+        d.step = 2;
+        assert_eq!((d.pending, d.sent, d.peak_pending), (5, 5, 5));
+        d.remove(1, 1);
+        d.remove(1, 2);
+        assert!(!d.settled_before(2), "{d:?}");
+        // The last two were never handed over.
+        d.remove(1, 2);
+        assert!(d.settled_before(2), "{d:?}");
+        assert_eq!(d.pending, 0);
+        // More taken back than pending leaves nothing negative.
+        d.add(1);
+        d.remove(2, 3);
+        assert_eq!(d.pending, 0);
+        assert!(d.settled_before(3));
     }
 }

@@ -178,3 +178,20 @@ fn the_containers_run_the_shipped_news2_pipelines_over_kafka() {
         assert!(plans.contains(wanted), "{wanted} in\n{plans}");
     }
 }
+
+/// The runtime image fixes glibc's mmap threshold (what keeps 1M patients in
+/// 1 GiB; README, Performance), in the stage that runs vigil, not the build.
+#[test]
+fn the_runtime_image_fixes_the_mmap_threshold() {
+    let dockerfile = std::fs::read_to_string(repo("docker/Dockerfile")).expect("Dockerfile");
+    let runtime = dockerfile
+        .rsplit_once("\nFROM ")
+        .map(|(_, last)| last)
+        .expect("a runtime stage");
+    assert!(
+        runtime
+            .lines()
+            .any(|l| l.trim() == "ENV MALLOC_MMAP_THRESHOLD_=131072"),
+        "{runtime}"
+    );
+}
