@@ -28,7 +28,9 @@ pub enum Assignment {
 /// What the run loop and the rebalance callback share.
 #[derive(Debug, Default)]
 pub struct Shared {
-    /// Assignment changes not yet handled by the run loop.
+    /// Assignment changes not yet handled by the run loop (recorded by the
+    /// rebalance callback through [`GroupContext`], which flags them for
+    /// [`GroupContext::take_changes`]).
     pub changes: Vec<Assignment>,
     /// Per partition: the offset that may be committed and its metadata, not yet
     /// in the progress log.
@@ -245,5 +247,42 @@ impl ConsumerContext for GroupContext {
                 unassign(consumer, &partitions_of(tpl));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assigned(partition: i32) -> Assignment {
+        Assignment::Assigned(vec![("t".to_owned(), partition)])
+    }
+
+    /// Changes are taken once, in order; with none recorded nothing is
+    /// taken, and one recorded after a take is there at the next.
+    #[test]
+    fn changes_are_taken_once_and_none_are_missed() {
+        let context = GroupContext::default();
+        assert_eq!(context.take_changes(), Some(Vec::new()));
+        {
+            let mut shared = context.0.lock().expect("lock");
+            context.push_change(&mut shared, assigned(0));
+            context.push_change(&mut shared, assigned(1));
+        }
+        assert_eq!(context.take_changes(), Some(vec![assigned(0), assigned(1)]));
+        assert_eq!(context.take_changes(), Some(Vec::new()));
+        {
+            let mut shared = context.0.lock().expect("lock");
+            context.push_change(&mut shared, assigned(2));
+        }
+        assert_eq!(context.take_changes(), Some(vec![assigned(2)]));
+        // Pushed around the flag, a change waits until one is flagged.
+        context.0.lock().expect("lock").changes.push(assigned(3));
+        assert_eq!(context.take_changes(), Some(Vec::new()));
+        {
+            let mut shared = context.0.lock().expect("lock");
+            context.push_change(&mut shared, assigned(4));
+        }
+        assert_eq!(context.take_changes(), Some(vec![assigned(3), assigned(4)]));
     }
 }

@@ -359,7 +359,6 @@ impl StatefulOperator for PaneWindows {
     }
 }
 
-/// Checkpoint part roles of [`PaneWindows`].
 /// A batch split into more runs of one pane than this is filtered pane by
 /// pane instead (readings far out of event-time order).
 const MAX_PANE_RUNS: usize = 64;
@@ -381,6 +380,7 @@ fn pane_runs(panes: &[i64], max: usize) -> Option<Vec<(i64, usize, usize)>> {
     Some(runs)
 }
 
+/// Checkpoint part roles of [`PaneWindows`].
 const NEXT_PANE: &str = "next_pane";
 const LIVE: &str = "live";
 const FRONT: &str = "front";
