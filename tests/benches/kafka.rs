@@ -5,8 +5,10 @@
 //!    2,000) is read by the NEWS2 pipeline (`pipelines/news2_per_patient.sql`,
 //!    its tables made Kafka topics) into its output topic, next to the raw rate
 //!    at which a bare rdkafka consumer reads the same topic (the ceiling, the
-//!    fastest of three reads). Also
-//!    the process's peak RSS while vigil runs and the state per patient.
+//!    fastest of three reads) and the rate at which such a consumer that also
+//!    decodes every message with vigil's decoder reads it (what is left for a
+//!    pipeline before it processes anything). Also the process's peak RSS
+//!    while vigil runs and the state per patient.
 //! 2. Latency: readings stamped with the wall clock are sent at a fixed
 //!    `VIGIL_BENCH_RATE` per second (default 50,000) for `VIGIL_BENCH_LIVE_S`
 //!    seconds (default 20) to the updating NEWS2 pipeline (a score per patient
@@ -73,6 +75,11 @@ fn fill(broker: &Broker, topic: &str, readings: usize, patients: usize) -> u64 {
 /// with it).
 const RAW_READS: usize = 3;
 
+/// What the bare readers set as vigil's consumer does: a reader slower than
+/// the broker must not sit out librdkafka's default 1 s backoff each time a
+/// partition's prefetch queue fills (see `KafkaConfig::consumer`).
+const READER: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "20")];
+
 /// The fastest of [`RAW_READS`] reads of the whole topic with a bare consumer;
 /// seconds from the first message to the last.
 fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
@@ -82,7 +89,7 @@ fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
 }
 
 fn raw_read(broker: &Broker, topic: &str, readings: usize, group: &str) -> f64 {
-    let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, &[]);
+    let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, READER);
     let (mut seen, mut bytes, mut first) = (0, 0_usize, None);
     while seen < readings {
         if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
@@ -92,6 +99,70 @@ fn raw_read(broker: &Broker, topic: &str, readings: usize, group: &str) -> f64 {
         }
     }
     std::hint::black_box(bytes);
+    first.map_or(0.0, |f| f.elapsed().as_secs_f64())
+}
+
+/// The fastest of [`RAW_READS`] reads of the whole topic that also decode
+/// every message into Arrow with the decoder vigil builds for `pipeline`'s
+/// source, flushing every partition's batch after each step's worth of
+/// messages as vigil does: what polling and decoding alone leave of the raw
+/// rate, before any processing, output or commit.
+fn decode_consume(broker: &Broker, topic: &str, readings: usize, pipeline: &Pipeline) -> f64 {
+    (0..RAW_READS)
+        .map(|i| {
+            decode_read(
+                broker,
+                topic,
+                readings,
+                pipeline,
+                &format!("bench-decode-{i}"),
+            )
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn decode_read(
+    broker: &Broker,
+    topic: &str,
+    readings: usize,
+    pipeline: &Pipeline,
+    group: &str,
+) -> f64 {
+    let source = &pipeline.jobs[0].source;
+    let config = KafkaConfig::new(broker.bootstrap(), group);
+    let batch = config.batch_messages;
+    let mut decoders: Vec<_> = (0..PARTITIONS)
+        .map(|_| {
+            vigil_engine::files::decoder(
+                source,
+                vigil_engine::files::decode_schema(source),
+                config.max_message_bytes,
+                batch,
+            )
+            .expect("decoder")
+        })
+        .collect();
+    let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, READER);
+    let (mut seen, mut rows, mut first) = (0, 0_usize, None);
+    while seen < readings {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
+            first.get_or_insert_with(Instant::now);
+            decoders[m.partition() as usize]
+                .decode(m.payload().unwrap_or_default())
+                .expect("decodes");
+            seen += 1;
+            if seen % batch == 0 || seen == readings {
+                for decoder in &mut decoders {
+                    rows += decoder
+                        .flush()
+                        .expect("flush")
+                        .batch
+                        .map_or(0, |b| b.num_rows());
+                }
+            }
+        }
+    }
+    assert_eq!(rows, readings);
     first.map_or(0.0, |f| f.elapsed().as_secs_f64())
 }
 
@@ -312,6 +383,8 @@ fn main() {
     let raw = raw_consume(&broker, input, readings);
     let raw_rate = readings as f64 / raw;
     let pipeline = news2_pipeline(input, output);
+    let decode = decode_consume(&broker, input, readings, &pipeline);
+    let decode_rate = readings as f64 / decode;
     let vigil = vigil_throughput(&broker, &pipeline, readings);
     let rate_out = readings as f64 / vigil.seconds;
     let latencies = live_latency(&broker, rate, live_seconds, patients);
@@ -328,11 +401,19 @@ fn main() {
         mb / raw
     );
     println!(
+        "| bare consumer decoding into Arrow (vigil's decoder) | {decode_rate:.0} | {:.1} | {decode:.2} |",
+        mb / decode
+    );
+    println!(
         "| vigil, NEWS2 per patient end to end | {rate_out:.0} | {:.1} | {:.2} |",
         mb / vigil.seconds,
         vigil.seconds
     );
-    println!("| ratio | {:.2} | | |", rate_out / raw_rate);
+    println!(
+        "| ratio to raw: decoding alone {:.2}, vigil {:.2} | | | |",
+        decode_rate / raw_rate,
+        rate_out / raw_rate
+    );
     println!();
     println!(
         "scores produced and acknowledged: {}; peak RSS while vigil ran: {:.0} MiB; state: {:.0} B per patient",
@@ -378,6 +459,12 @@ fn main() {
         "patients": patients,
         "bytes": bytes,
         "raw_consume": { "msgs_per_s": raw_rate, "mb_per_s": mb / raw, "seconds": raw },
+        "decode_consume": {
+            "msgs_per_s": decode_rate,
+            "mb_per_s": mb / decode,
+            "seconds": decode,
+            "ratio": decode_rate / raw_rate,
+        },
         "vigil": {
             "msgs_per_s": rate_out,
             "mb_per_s": mb / vigil.seconds,
