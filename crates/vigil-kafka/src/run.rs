@@ -1419,7 +1419,9 @@ impl Loop<'_, '_> {
             let mut jobs = Vec::with_capacity(source.jobs.len());
             for &j in &source.jobs {
                 let runner = &mut self.runners[j];
+                let taken = Instant::now();
                 let state = runner.checkpoint(p)?;
+                let exported = taken.elapsed();
                 let encoding = state.encoding()?;
                 let fingerprint = runner.fingerprint();
                 // Streamed out in chunks as it is encoded: the state is not
@@ -1446,6 +1448,14 @@ impl Loop<'_, '_> {
                     return Err(writer.take_failure().unwrap_or_else(|| e.into()));
                 }
                 writer.finish()?;
+                tracing::debug!(
+                    partition = tp.1,
+                    groups = state.rows(),
+                    bytes = encoding.len(),
+                    export = ?exported,
+                    write = ?(taken.elapsed() - exported),
+                    "checkpoint"
+                );
                 self.stats.checkpoint_bytes += encoding.len();
                 self.run.metrics.checkpoint_bytes.inc_by(encoding.len());
                 jobs.push((runner.fingerprint(), runner.progress(p)));

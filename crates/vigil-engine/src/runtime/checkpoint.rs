@@ -9,9 +9,13 @@
 //! `merge_batch` into fresh accumulators.
 //!
 //! The encoding is a short header followed by one Arrow IPC stream per part, each
-//! prefixed by its length; the header carries the job's fingerprint so that state
-//! written by a different pipeline is refused instead of merged into the wrong
-//! aggregates.
+//! prefixed by its length and its row count; the header carries the job's
+//! fingerprint so that state written by a different pipeline is refused instead of
+//! merged into the wrong aggregates. A part's stream holds it in record batches of
+//! at most [`SLICE_ROWS`] rows: the IPC writer copies a whole batch into one
+//! buffer before it writes it, so a part of a million groups written as one batch
+//! would need a second copy of the state in memory while it is checkpointed.
+//! Version 1 checkpoints (one batch per part, no row count) are still read.
 
 use std::collections::HashMap;
 use std::io::{Cursor, Write};
@@ -26,8 +30,12 @@ use arrow::row::{RowConverter, Rows};
 use super::aggregates::state_columns;
 use crate::error::{EngineError, Result};
 
-/// What a checkpoint starts with.
-const MAGIC: &[u8; 8] = b"VIGILST1";
+/// What a checkpoint starts with (version 2: parts in slices, with row counts).
+const MAGIC: &[u8; 8] = b"VIGILST2";
+/// What a version 1 checkpoint starts with (each part one batch, no row count).
+const MAGIC_V1: &[u8; 8] = b"VIGILST1";
+/// Most rows of a part written as one IPC record batch (a few MiB of state).
+pub const SLICE_ROWS: usize = 16_384;
 /// Schema metadata key: the role of a part within its operator's state.
 const ROLE: &str = "vigil.role";
 /// Schema metadata key: the part's tag (a pane number; 0 where unused).
@@ -64,7 +72,8 @@ impl PartitionState {
         self.parts.iter().map(RecordBatch::num_rows).sum()
     }
 
-    /// Encodes the state: header, then each part as a length-prefixed IPC stream.
+    /// Encodes the state: header, then each part as an IPC stream prefixed by its
+    /// length and row count.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let encoding = self.encoding()?;
         let mut out = Vec::with_capacity(usize::try_from(encoding.len()).unwrap_or(0));
@@ -101,11 +110,18 @@ pub struct Encoding<'a> {
 /// Bytes of the header: magic, job, partition, watermark flag and value, part
 /// count.
 const HEADER_BYTES: u64 = 8 + 8 + 4 + 1 + 8 + 4;
+/// Bytes before each part's stream: its length and its row count.
+const PART_HEADER_BYTES: u64 = 8 + 8;
 
 impl Encoding<'_> {
     /// Bytes the encoding takes.
     pub fn len(&self) -> u64 {
-        HEADER_BYTES + self.lengths.iter().map(|l| 8 + l).sum::<u64>()
+        HEADER_BYTES
+            + self
+                .lengths
+                .iter()
+                .map(|l| PART_HEADER_BYTES + l)
+                .sum::<u64>()
     }
 
     /// Whether it takes no bytes (never: the header is always there).
@@ -127,6 +143,8 @@ impl Encoding<'_> {
         out.write_all(&header).map_err(write_error)?;
         for (part, &length) in state.parts.iter().zip(&self.lengths) {
             out.write_all(&length.to_le_bytes()).map_err(write_error)?;
+            out.write_all(&(part.num_rows() as u64).to_le_bytes())
+                .map_err(write_error)?;
             let mut counted = Counting { out, bytes: 0 };
             write_part(&mut counted, part)?;
             if counted.bytes != length {
@@ -140,10 +158,21 @@ impl Encoding<'_> {
     }
 }
 
-/// One part as an IPC stream.
+/// One part as an IPC stream of batches of at most [`SLICE_ROWS`] rows (one
+/// empty batch for an empty part). Slices share the part's buffers; only the
+/// slice being written is copied.
 fn write_part(out: &mut dyn Write, part: &RecordBatch) -> Result<()> {
     let mut writer = StreamWriter::try_new(out, part.schema_ref())?;
-    writer.write(part)?;
+    let rows = part.num_rows();
+    if rows == 0 {
+        writer.write(part)?;
+    }
+    let mut at = 0;
+    while at < rows {
+        let n = SLICE_ROWS.min(rows - at);
+        writer.write(&part.slice(at, n))?;
+        at += n;
+    }
     writer.finish()?;
     Ok(())
 }
@@ -188,11 +217,15 @@ impl PartitionState {
     /// Decodes bytes written by [`to_bytes`](Self::to_bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<PartitionState> {
         let mut input = Reader { bytes, at: 0 };
-        if input.take(MAGIC.len())? != MAGIC {
-            return Err(EngineError::Checkpoint(
-                "not a vigil state checkpoint".to_owned(),
-            ));
-        }
+        let version = match input.take(MAGIC.len())? {
+            m if m == MAGIC => 2,
+            m if m == MAGIC_V1 => 1,
+            _ => {
+                return Err(EngineError::Checkpoint(
+                    "not a vigil state checkpoint".to_owned(),
+                ));
+            }
+        };
         let job = u64::from_le_bytes(input.array()?);
         let partition = u32::from_le_bytes(input.array()?);
         let has_watermark = input.take(1)?[0] == 1;
@@ -203,12 +236,11 @@ impl PartitionState {
             let len = u64::from_le_bytes(input.array()?);
             let len = usize::try_from(len)
                 .map_err(|_| EngineError::Checkpoint(format!("part {i} is too large")))?;
-            let stream = input.take(len)?;
-            let mut reader = StreamReader::try_new(Cursor::new(stream), None)?;
-            let batch = reader.next().transpose()?.ok_or_else(|| {
-                EngineError::Checkpoint(format!("part {i} holds no record batch"))
-            })?;
-            parts.push(batch);
+            let rows = match version {
+                1 => None,
+                _ => Some(u64::from_le_bytes(input.array()?)),
+            };
+            parts.push(read_part(i, input.take(len)?, rows)?);
         }
         if input.at != bytes.len() {
             return Err(EngineError::Checkpoint(format!(
@@ -223,6 +255,28 @@ impl PartitionState {
             parts,
         })
     }
+}
+
+/// Part `i` from its IPC stream: its batches in one (a version 1 part has one,
+/// without a row count to check against).
+fn read_part(i: u32, stream: &[u8], rows: Option<u64>) -> Result<RecordBatch> {
+    let reader = StreamReader::try_new(Cursor::new(stream), None)?;
+    let schema = reader.schema();
+    let mut batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if let Some(rows) = rows
+        && rows != read as u64
+    {
+        return Err(EngineError::Checkpoint(format!(
+            "part {i} holds {read} rows, written with {rows}"
+        )));
+    }
+    if batches.len() > 1 {
+        return Ok(arrow::compute::concat_batches(&schema, &batches)?);
+    }
+    batches
+        .pop()
+        .ok_or_else(|| EngineError::Checkpoint(format!("part {i} holds no record batch")))
 }
 
 struct Reader<'a> {
@@ -430,6 +484,94 @@ mod tests {
         extra.push(0);
         assert!(PartitionState::from_bytes(&extra).is_err());
         assert!(PartitionState::from_bytes(b"something else entirely").is_err());
+    }
+
+    /// A state of one large part: strings, nulls and more rows than a slice.
+    fn large_state(rows: usize) -> PartitionState {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "k0",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("patient-{i}")),
+                )) as ArrayRef,
+            ),
+            (
+                "c1",
+                Arc::new(Int64Array::from_iter(
+                    (0..rows as i64).map(|i| (i % 7 != 0).then_some(i * 3)),
+                )) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        PartitionState {
+            job: 7,
+            partition: 0,
+            watermark: None,
+            parts: vec![
+                tagged(batch.slice(5, rows - 5), "live", 1).expect("tag"),
+                tagged(batch.slice(0, 0), "empty", 2).expect("tag"),
+            ],
+        }
+    }
+
+    /// A part of more than [`SLICE_ROWS`] rows is written as several batches
+    /// and read back as the one it was, at the measured length.
+    #[test]
+    fn large_parts_are_written_in_slices_and_read_back_whole() {
+        let state = large_state(2 * SLICE_ROWS + 1_000);
+        let bytes = state.to_bytes().expect("encode");
+        assert_eq!(state.encoding().expect("measure").len(), bytes.len() as u64);
+        // The first part's stream holds three batches.
+        let at = HEADER_BYTES as usize;
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("len")) as usize;
+        let stream = &bytes[at + 16..at + 16 + len];
+        let batches = StreamReader::try_new(Cursor::new(stream), None)
+            .expect("stream")
+            .count();
+        assert_eq!(batches, 3);
+        let back = PartitionState::from_bytes(&bytes).expect("decode");
+        assert_eq!(back.parts, state.parts);
+        assert_eq!(tag_of(&back.parts[0]).expect("tag"), ("live", 1));
+        assert_eq!(back.parts[1].num_rows(), 0);
+    }
+
+    /// A part whose rows do not add up to its row count is refused.
+    #[test]
+    fn a_part_short_of_its_row_count_is_an_error() {
+        let mut bytes = large_state(100).to_bytes().expect("encode");
+        let at = HEADER_BYTES as usize + 8;
+        bytes[at..at + 8].copy_from_slice(&96u64.to_le_bytes());
+        let error = PartitionState::from_bytes(&bytes).expect_err("refused");
+        assert!(
+            error.to_string().contains("95 rows, written with 96"),
+            "{error}"
+        );
+    }
+
+    /// Version 1 checkpoints (each part one batch, no row count), written by
+    /// earlier builds, are still read.
+    #[test]
+    fn version_1_checkpoints_are_read() {
+        let state = state();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC_V1);
+        bytes.extend_from_slice(&state.job.to_le_bytes());
+        bytes.extend_from_slice(&state.partition.to_le_bytes());
+        bytes.push(1);
+        bytes.extend_from_slice(&(-5i64).to_le_bytes());
+        bytes.extend_from_slice(&(state.parts.len() as u32).to_le_bytes());
+        for part in &state.parts {
+            let mut stream = Vec::new();
+            let mut writer = StreamWriter::try_new(&mut stream, part.schema_ref()).expect("writer");
+            writer.write(part).expect("write");
+            writer.finish().expect("finish");
+            drop(writer);
+            bytes.extend_from_slice(&(stream.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&stream);
+        }
+        let back = PartitionState::from_bytes(&bytes).expect("decode");
+        assert_eq!(back.watermark, Some(-5));
+        assert_eq!(back.parts, state.parts);
     }
 
     #[test]
