@@ -18,6 +18,8 @@
 //!    Also how much of it passed before vigil handed the score to its producer
 //!    (the score message's timestamp). The readings are sent as a gateway
 //!    would, batched for up to 5 ms (`linger.ms`), and that wait counts.
+//!    `VIGIL_BENCH_LINGER_MS` sets vigil's own producer's `linger.ms` in this
+//!    phase (vigil's default is 5).
 //!
 //! `cargo bench -p vigil-tests --bench kafka` (tansu with in-memory storage on a
 //! loopback port, started by the harness; `VIGIL_TEST_BROKERS` for another
@@ -270,6 +272,9 @@ fn live_latency(broker: &Broker, rate: u64, seconds: u64, patients: usize) -> La
     config
         .properties
         .insert("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into());
+    if let Ok(linger) = std::env::var("VIGIL_BENCH_LINGER_MS") {
+        config.properties.insert("linger.ms".into(), linger);
+    }
     let mut run = KafkaRun::new(&pipeline, config).expect("run");
     let live = run.live();
     let stop = AtomicBool::new(false);
