@@ -524,7 +524,8 @@ mod tests {
         // The first part's stream holds three batches.
         let at = HEADER_BYTES as usize;
         let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("len")) as usize;
-        let stream = &bytes[at + 16..at + 16 + len];
+        let start = at + PART_HEADER_BYTES as usize;
+        let stream = &bytes[start..start + len];
         let batches = StreamReader::try_new(Cursor::new(stream), None)
             .expect("stream")
             .count();
