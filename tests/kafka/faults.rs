@@ -32,6 +32,8 @@ struct MockRun {
     exactly_once: bool,
     /// librdkafka properties of the run's clients.
     properties: Vec<(String, String)>,
+    /// How often the run commits (200 ms unless a test says otherwise).
+    commit_interval: Duration,
 }
 
 /// The run's `transactional.id` in exactly-once mode.
@@ -57,10 +59,11 @@ impl MockRun {
             handle: None,
             exactly_once: false,
             properties: Vec::new(),
+            commit_interval: Duration::from_millis(200),
         }
     }
 
-    /// Starts the pipeline (offsets committed every 200 ms).
+    /// Starts the pipeline (offsets committed every `commit_interval`).
     fn start(&mut self) {
         self.start_reporting(None);
     }
@@ -78,7 +81,7 @@ impl MockRun {
             .block_on(vigil_engine::plan::Pipeline::plan(sql))
             .expect("plan");
         let mut config = KafkaConfig::new(self.broker.bootstrap(), "mock");
-        config.commit_interval = Duration::from_millis(200);
+        config.commit_interval = self.commit_interval;
         config.exactly_once = self.exactly_once;
         config.transactional_id = Some(TRANSACTIONAL_ID.to_owned());
         config.properties.extend(self.properties.iter().cloned());
@@ -271,12 +274,19 @@ impl MockRun {
 /// last commit instead of stopping (every partition's state restored, the
 /// consumer sought back). In exactly-once mode the open transaction is aborted
 /// and a read-committed reader sees each window once; at least once, every
-/// window comes out.
+/// window comes out. Committing at every step too: then each step that sends
+/// outputs also writes progress past them (to another broker, which answers),
+/// and the run must not go on from progress whose outputs never arrived.
 #[test]
 fn outputs_that_fail_for_good_rewind_the_run_to_its_last_commit_and_it_goes_on() {
-    for exactly_once in [false, true] {
+    for (exactly_once, commit_interval) in [
+        (false, Duration::from_millis(200)),
+        (false, Duration::ZERO),
+        (true, Duration::from_millis(200)),
+    ] {
         let mut run = MockRun::with_slow_sink(Duration::ZERO);
         run.exactly_once = exactly_once;
+        run.commit_interval = commit_interval;
         run.properties
             .push(("message.timeout.ms".to_owned(), "1000".to_owned()));
         let (all, half) = run.start_on_first_half();
@@ -289,7 +299,7 @@ fn outputs_that_fail_for_good_rewind_the_run_to_its_last_commit_and_it_goes_on()
         let expected = expected();
         let (received, stats) = run.collect(&expected, Duration::from_secs(90));
         eprintln!(
-            "exactly once: {exactly_once}: {} results for {} windows; {stats:?}",
+            "exactly once: {exactly_once}, commits every {commit_interval:?}: {} results for {} windows; {stats:?}",
             received.len(),
             expected.len()
         );

@@ -12,11 +12,12 @@
 //! rows (see [`offsets`](crate::offsets)), and are committed every
 //! [`KafkaConfig::commit_interval`] and when a partition is revoked, in both
 //! cases only once the broker has acknowledged everything sent before. A
-//! periodic commit writes the state and progress at the end of a step and
-//! commits the offsets at the next step, once that step's wait for the
-//! previous one's messages has them acknowledged (the loop does not stop for
-//! the round trip); a revoked partition's commit is the last offset whose
-//! progress is acknowledged.
+//! periodic commit checkpoints the state at the end of a step, writes the
+//! progress at the next step, once that step's wait for the previous one's
+//! messages has them (and the outputs) acknowledged, and commits the offsets
+//! at the step after, once the progress is acknowledged too (the loop does not
+//! stop for the round trips); a revoked partition's commit is the last offset
+//! whose progress is acknowledged.
 //!
 //! Memory stays bounded: a step holds at most one batch of messages, at most two
 //! steps' outputs await acknowledgement, and while a slow sink catches up every
@@ -193,18 +194,43 @@ struct InFlight {
     newest: Option<i64>,
 }
 
-/// A commit whose progress (and state) is written to the progress log but not
-/// yet acknowledged: its offsets go to the group once the broker has every
-/// message of its step and of the steps before (the run loop goes on
-/// meanwhile; see [`Loop::begin_commit`]).
+/// A commit under way (at least once), in two halves so that the run loop
+/// never waits for a round trip to the broker: the state is checkpointed and
+/// the offsets chosen at one step; once the broker has acknowledged every
+/// message of that step and the ones before (the outputs of the offsets'
+/// readings among them), their progress is written; once that is acknowledged
+/// too, the offsets go to the group. The progress log therefore never runs
+/// ahead of an output: a new owner, or this run after an output failed, may go
+/// on from the newest progress even where the group's commit is behind it.
+/// A commit begun while another is under way is merged into it: the newer
+/// offset of a partition replaces the older (see [`Loop::begin_commit`]).
 #[derive(Debug, Default)]
 struct PendingCommit {
-    /// The step the progress was sent in.
-    step: usize,
-    /// Per partition: the offset and metadata written.
+    /// The step the newest of `chosen` were checkpointed in.
+    chosen_step: usize,
+    /// Per partition: the offset and metadata chosen, its progress not yet
+    /// written (its outputs may still be in flight).
+    chosen: BTreeMap<TopicPartition, (i64, String)>,
+    /// The step the newest of `written` were sent in.
+    written_step: usize,
+    /// Per partition: the offset and metadata whose progress was sent, not yet
+    /// acknowledged.
     written: BTreeMap<TopicPartition, (i64, String)>,
-    /// How long writing it held the run loop.
+    /// How long the commit held the run loop so far.
     took: Duration,
+}
+
+impl PendingCommit {
+    /// Forgets partition `tp` (revoked): nothing of it is committed.
+    fn forget(&mut self, tp: &TopicPartition) {
+        self.chosen.remove(tp);
+        self.written.remove(tp);
+    }
+
+    /// Whether nothing is left to write or commit.
+    fn is_empty(&self) -> bool {
+        self.chosen.is_empty() && self.written.is_empty()
+    }
 }
 
 /// A pipeline ready to run against Kafka.
@@ -660,10 +686,11 @@ impl Loop<'_, '_> {
             self.sink
                 .acknowledged_before(step, &|| self.intake.hold())?;
             self.acknowledged(&in_flight);
-            // A commit begun at an earlier step has its progress acknowledged
-            // now: its offsets go to the group.
-            if self.pending_commit.as_ref().is_some_and(|p| p.step < step) {
-                self.finish_commit()?;
+            // A commit begun at an earlier step moves on now that the steps
+            // before this one are acknowledged: its progress is written, or
+            // (written at an earlier step) its offsets go to the group.
+            if self.pending_commit.is_some() {
+                self.advance_commit(step)?;
             }
             in_flight = InFlight {
                 rows_out: self.stats.rows_out,
@@ -886,7 +913,7 @@ impl Loop<'_, '_> {
                         steps.remove(&tp);
                         self.last_progress.remove(&tp);
                         if let Some(pending) = &mut self.pending_commit {
-                            pending.written.remove(&tp);
+                            pending.forget(&tp);
                         }
                         self.let_go(&tp, watermarks)?;
                         revoked.push(tp);
@@ -932,6 +959,9 @@ impl Loop<'_, '_> {
             // The progress log is written before every commit, so it is at or
             // past the committed offset; a log behind the commit was not written
             // by this pipeline's commits, and the commit's own metadata is used.
+            // Past the commit is safe to go on from: progress is written only
+            // once every output before it is acknowledged (see `PendingCommit`;
+            // in exactly-once mode, in the outputs' transaction).
             let found = self
                 .reader
                 .latest(&source.progress, tp.1)?
@@ -1470,9 +1500,10 @@ impl Loop<'_, '_> {
         Ok(safe)
     }
 
-    /// Writes every safe offset, with its progress, to the progress log; once the
-    /// broker has it (and every output sent before), commits it to the group.
-    /// Waits for all of it (at the end of a run; steps use
+    /// Checkpoints the state and commits every safe offset: its progress
+    /// written to the progress log once the broker has every output sent before,
+    /// then, once it has the progress, the offset committed to the group. Waits
+    /// for all of it (at the end of a run; steps use
     /// [`begin_commit`](Self::begin_commit) instead).
     fn commit(&mut self) -> Result<()> {
         if self.run.config.exactly_once {
@@ -1480,19 +1511,22 @@ impl Loop<'_, '_> {
         }
         let step = self.sink.begin_step();
         self.begin_commit(step, true)?;
-        self.sink.acknowledged(&|| self.intake.hold())?;
-        self.intake.release();
-        self.finish_commit()
+        // Twice: the outputs and state, then the progress.
+        for _ in 0..2 {
+            self.sink.acknowledged(&|| self.intake.hold())?;
+            self.intake.release();
+            let step = self.sink.begin_step();
+            self.advance_commit(step)?;
+        }
+        Ok(())
     }
 
-    /// The first half of a commit, sent in `step`: checkpoints the state (with
-    /// checkpoints) and writes every safe offset, with its progress, to the
-    /// progress log, without waiting for the broker. The step loop goes on, and
-    /// [`finish_commit`](Self::finish_commit)es once that step's messages are
-    /// acknowledged (the next step waits for them anyway), so a commit does not
-    /// hold the readings behind it for a round trip to the broker. A commit
-    /// begun before the last one finished is merged into it: the newer offset
-    /// of a partition replaces the older.
+    /// The first half of a commit, at the end of `step`: checkpoints the state
+    /// (with checkpoints) and chooses every safe offset, without waiting for
+    /// the broker; [`advance_commit`](Self::advance_commit) writes their
+    /// progress and commits them at later steps, as the broker acknowledges
+    /// what came before (see [`PendingCommit`]). So a commit does not hold the
+    /// readings behind it for a round trip to the broker.
     fn begin_commit(&mut self, step: usize, force: bool) -> Result<()> {
         let began = Instant::now();
         let safe = if self.run.config.checkpoints {
@@ -1503,24 +1537,11 @@ impl Loop<'_, '_> {
                 Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
             }
         };
-        for ((topic, partition), (offset, metadata)) in &safe {
-            if let Some(source) = self.run.sources.get(topic) {
-                self.sink.send_progress(
-                    &source.progress,
-                    *partition,
-                    self.run.config.group_id.as_bytes(),
-                    progress::encode(*offset, metadata).as_bytes(),
-                    &[],
-                    &|| self.intake.hold(),
-                )?;
-            }
-        }
-        self.intake.release();
         let pending = self
             .pending_commit
             .get_or_insert_with(PendingCommit::default);
-        pending.step = step;
-        pending.written.extend(safe);
+        pending.chosen_step = step;
+        pending.chosen.extend(safe);
         pending.took += began.elapsed();
         Ok(())
     }
@@ -1533,21 +1554,87 @@ impl Loop<'_, '_> {
         self.run.metrics.commit_duration.observe(took.as_secs_f64());
     }
 
-    /// The second half of the commit begun (if any), once the broker has
-    /// acknowledged its step and every one before: its offsets, the progress
-    /// log having them, are committed to the group. Not yet acknowledged, it
-    /// stays pending.
-    fn finish_commit(&mut self) -> Result<()> {
-        let Some(step) = self.pending_commit.as_ref().map(|p| p.step) else {
-            return Ok(());
-        };
-        if !self.sink.is_acknowledged_before(step.wrapping_add(1))? {
-            return Ok(());
-        }
-        let Some(pending) = self.pending_commit.take() else {
+    /// Moves the commit under way on, in `step` (the step now open), without
+    /// waiting: progress written at an earlier step and acknowledged has its
+    /// offsets committed to the group; offsets chosen at an earlier step whose
+    /// messages (and every one before) are acknowledged have their progress
+    /// written, to be committed at a later call.
+    fn advance_commit(&mut self, step: usize) -> Result<()> {
+        let Some(pending) = self.pending_commit.as_ref() else {
             return Ok(());
         };
         let began = Instant::now();
+        let (chosen_step, written_step) = (pending.chosen_step, pending.written_step);
+        let written_in = !pending.written.is_empty()
+            && written_step < step
+            && self
+                .sink
+                .is_acknowledged_before(written_step.wrapping_add(1))?;
+        if written_in {
+            self.commit_written()?;
+            // A round of the commit is done: count what it held the loop for.
+            let took = self
+                .pending_commit
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.took) + began.elapsed())
+                .unwrap_or_default();
+            self.committed_in(took);
+        }
+        let chosen_out = self
+            .pending_commit
+            .as_ref()
+            .is_some_and(|p| !p.chosen.is_empty() && chosen_step < step)
+            && self
+                .sink
+                .is_acknowledged_before(chosen_step.wrapping_add(1))?;
+        if chosen_out {
+            self.write_progress(step)?;
+        }
+        if let Some(pending) = self.pending_commit.as_mut() {
+            if !written_in {
+                pending.took += began.elapsed();
+            }
+            if pending.is_empty() {
+                self.pending_commit = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the progress of the offsets chosen, in `step`: every message
+    /// before is acknowledged, so the progress log does not run ahead of them.
+    fn write_progress(&mut self, step: usize) -> Result<()> {
+        let Some(pending) = self.pending_commit.as_mut() else {
+            return Ok(());
+        };
+        let chosen = std::mem::take(&mut pending.chosen);
+        for ((topic, partition), (offset, metadata)) in &chosen {
+            if let Some(source) = self.run.sources.get(topic) {
+                self.sink.send_progress(
+                    &source.progress,
+                    *partition,
+                    self.run.config.group_id.as_bytes(),
+                    progress::encode(*offset, metadata).as_bytes(),
+                    &[],
+                    &|| self.intake.hold(),
+                )?;
+            }
+        }
+        self.intake.release();
+        if let Some(pending) = self.pending_commit.as_mut() {
+            pending.written_step = step;
+            pending.written.extend(chosen);
+        }
+        Ok(())
+    }
+
+    /// Commits to the group the offsets whose progress the broker has
+    /// acknowledged, except for partitions revoked meanwhile.
+    fn commit_written(&mut self) -> Result<()> {
+        let Some(pending) = self.pending_commit.as_mut() else {
+            return Ok(());
+        };
+        let written = std::mem::take(&mut pending.written);
         // A partition revoked meanwhile is not this instance's to commit, even
         // if it came back (it is taken over again from the group's offset).
         let assigned = self.consumer.assignment()?;
@@ -1561,7 +1648,7 @@ impl Loop<'_, '_> {
                 })
                 .flatten()
                 .collect();
-            for (tp, entry) in pending.written {
+            for (tp, entry) in written {
                 if assigned.find_partition(&tp.0, tp.1).is_some() && !revoked.contains(&tp) {
                     shared.written.insert(tp, entry);
                 }
@@ -1580,7 +1667,6 @@ impl Loop<'_, '_> {
                 tracker.committed(offset);
             }
         }
-        self.committed_in(pending.took + began.elapsed());
         Ok(())
     }
 }
