@@ -382,11 +382,17 @@ impl JobRunner {
         }))
     }
 
-    /// The partition's state, written out; the job goes on from exactly that state
-    /// (the operator and the alert policy are rebuilt from what was written, so a
-    /// checkpoint that could not be restored fails here, not at failover). A
-    /// partition without state gives a checkpoint without parts.
+    /// The partition's state, written out; the job goes on from exactly that
+    /// state. An operator whose state can be read in place (see
+    /// `StatefulOperator::snapshot`) is left as it is; any other is consumed
+    /// by being written out and rebuilt from what was written (with the alert
+    /// policy and the memory of readings), so such a checkpoint that could not
+    /// be restored fails here, not at failover. A partition without state gives
+    /// a checkpoint without parts.
     pub fn checkpoint(&mut self, partition: u32) -> Result<PartitionState> {
+        if let Some(state) = self.snapshot(partition)? {
+            return Ok(state);
+        }
         let mut state = PartitionState {
             job: self.fingerprint,
             partition,
@@ -436,6 +442,38 @@ impl JobRunner {
             }
         }
         Ok(state)
+    }
+
+    /// The partition's state read in place, if its operator allows (see
+    /// [`checkpoint`](Self::checkpoint)): the parts are those a consuming
+    /// checkpoint writes, in the same order.
+    fn snapshot(&mut self, partition: u32) -> Result<Option<PartitionState>> {
+        let mut state = PartitionState {
+            job: self.fingerprint,
+            partition,
+            watermark: self.watermark,
+            parts: Vec::new(),
+        };
+        if let Some(slot) = self.partitions.get_mut(&partition) {
+            let Some(parts) = slot.operator.snapshot()? else {
+                return Ok(None);
+            };
+            state.watermark = match slot.catch_up {
+                Some(catch_up) => max_option(catch_up.watermark, slot.floor),
+                None => max_option(self.watermark, slot.floor),
+            };
+            state.parts = parts;
+            if slot.replaying() {
+                state.parts.push(slot.replay_part()?);
+            }
+        }
+        if let Some(policy) = self.policies.get(&partition).filter(|p| p.keys() > 0) {
+            state.parts.push(policy.export()?);
+        }
+        if let Some(memory) = self.memories.get(&partition) {
+            state.parts.push(memory.export(&self.source_schema)?);
+        }
+        Ok(Some(state))
     }
 
     /// Takes over a partition's state from a checkpoint of this job (after the

@@ -154,6 +154,35 @@ impl PaneWindows {
         }
         Ok(())
     }
+
+    /// The checkpoint parts of the state besides the live panes (given, as
+    /// parts, in `live`): the next pane, the closed panes and the merged hop
+    /// state, none of them consumed.
+    fn parts_with(&mut self, live: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let mut parts = Vec::new();
+        if let Some(next) = self.next_pane {
+            parts.push(tagged(position_batch()?, NEXT_PANE, next)?);
+        }
+        parts.extend(live);
+        for (pane, state) in &self.queue.front {
+            parts.push(state.to_part(FRONT, *pane)?);
+        }
+        for (pane, state) in &self.queue.back {
+            parts.push(state.to_part(BACK, *pane)?);
+        }
+        if let Some(total) = &self.queue.back_total {
+            parts.push(total.to_part(BACK_TOTAL, 0)?);
+        }
+        if let Some(collapsed) = self.collapsed.as_mut() {
+            for (pane, state) in collapsed.export()? {
+                parts.push(match pane {
+                    Some(pane) => tagged(state, LIVE, pane)?,
+                    None => tagged(state, CLOSED, 0)?,
+                });
+            }
+        }
+        Ok(parts)
+    }
 }
 
 impl StatefulOperator for PaneWindows {
@@ -289,32 +318,23 @@ impl StatefulOperator for PaneWindows {
             + self.collapsed.as_ref().map_or(0, Collapsed::groups)
     }
 
-    fn export(self: Box<Self>) -> Result<Vec<RecordBatch>> {
-        let mut parts = Vec::new();
-        if let Some(next) = self.next_pane {
-            parts.push(tagged(position_batch()?, NEXT_PANE, next)?);
+    fn export(mut self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        let live = std::mem::take(&mut self.live);
+        let mut live_parts = Vec::with_capacity(live.len());
+        for (pane, groups) in live {
+            live_parts.push(groups.freeze(&self.aggregates)?.to_part(LIVE, pane)?);
         }
-        for (pane, groups) in self.live {
-            parts.push(groups.freeze(&self.aggregates)?.to_part(LIVE, pane)?);
+        self.parts_with(live_parts)
+    }
+
+    /// In place unless panes are live outside merged hop state (their
+    /// accumulators are drained by being read): the closed panes' state is
+    /// frozen Arrow, and merged hop state is read without being consumed.
+    fn snapshot(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        if !self.live.is_empty() {
+            return Ok(None);
         }
-        for (pane, state) in &self.queue.front {
-            parts.push(state.to_part(FRONT, *pane)?);
-        }
-        for (pane, state) in &self.queue.back {
-            parts.push(state.to_part(BACK, *pane)?);
-        }
-        if let Some(total) = &self.queue.back_total {
-            parts.push(total.to_part(BACK_TOTAL, 0)?);
-        }
-        if let Some(mut collapsed) = self.collapsed {
-            for (pane, state) in collapsed.export()? {
-                parts.push(match pane {
-                    Some(pane) => tagged(state, LIVE, pane)?,
-                    None => tagged(state, CLOSED, 0)?,
-                });
-            }
-        }
-        Ok(parts)
+        self.parts_with(Vec::new()).map(Some)
     }
 
     fn restore(&mut self, parts: &[RecordBatch]) -> Result<()> {

@@ -336,6 +336,12 @@ fn a_restored_partition_continues_exactly_where_it_left_off() {
             feed(&mut first, &input[..cut], &mut seen, &mut before);
             let state = first.checkpoint(0).expect("checkpoint");
             let bytes = state.to_bytes().expect("encode");
+            // Taking a checkpoint changes nothing, whether the state is read in
+            // place or the operator rebuilt: a second one holds as much, and
+            // the run goes on as if there had been none (below).
+            let again = first.checkpoint(0).expect("checkpoint again");
+            assert_eq!(again.rows(), state.rows(), "{name}: cut {cut}");
+            assert_eq!(again.parts.len(), state.parts.len(), "{name}: cut {cut}");
 
             // The instance that wrote the checkpoint goes on from it.
             let mut went_on = Collected {
