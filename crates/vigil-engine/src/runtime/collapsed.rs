@@ -517,13 +517,25 @@ impl Collapsed {
     /// live pane, as batches of keys and aggregate states (the layout
     /// [`absorb`](Self::absorb) takes). Empty parts are left out.
     pub(crate) fn export(&mut self) -> Result<Vec<(Option<i64>, RecordBatch)>> {
-        // The key columns of every key, and where each slot's key is in them.
-        let columns = self.all_keys()?;
+        // The key columns of every key, and where each slot's key is in them:
+        // those kept sorted if they are (then the key index is left alone),
+        // else taken from the index and interned again.
         let mut row_of: Vec<u32> = vec![UNSEEN; self.slots];
-        for (id, &slot) in self.slot_of.iter().enumerate() {
-            // Ids are below 2^32: there are no more keys than slots.
-            row_of[slot as usize] = id as u32;
-        }
+        let columns = match &self.sorted {
+            Some(sorted) => {
+                for (row, &slot) in sorted.slots.iter().enumerate() {
+                    // Rows are below 2^32: there are no more keys than slots.
+                    row_of[slot] = row as u32;
+                }
+                sorted.columns.clone()
+            }
+            None => {
+                for (id, &slot) in self.slot_of.iter().enumerate() {
+                    row_of[slot as usize] = id as u32;
+                }
+                self.all_keys()?
+            }
+        };
         let keys_at = |slots: &[usize]| -> Result<Vec<ArrayRef>> {
             if self.key_count == 0 {
                 return Ok(Vec::new());
