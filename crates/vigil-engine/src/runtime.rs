@@ -25,7 +25,7 @@ pub mod watermark;
 
 use arrow::array::RecordBatch;
 
-pub use checkpoint::{Encoding, PartitionState};
+pub use checkpoint::{Encoding, Measured, PartitionState};
 pub use job::{Emitted, JobCounters, JobRunner, Progress};
 
 use crate::error::Result;
@@ -65,13 +65,16 @@ trait StatefulOperator: Send {
     /// DataFusion accumulator state consumes it, so the operator is consumed too; a
     /// caller that goes on running restores a fresh operator from the parts.
     fn export(self: Box<Self>) -> Result<Vec<RecordBatch>>;
-    /// The parts [`export`](Self::export) would write, taken without consuming
-    /// the operator, if its state can be read in place (no DataFusion
-    /// accumulator would be drained); `None` otherwise. A checkpoint then needs
-    /// no operator rebuilt from its parts: at a million keys, half a second of
-    /// the run loop and a second copy of the state.
-    fn snapshot(&mut self) -> Result<Option<Vec<RecordBatch>>> {
-        Ok(None)
+    /// Hands `each` the checkpoint parts of the state, one at a time, without
+    /// consuming the operator, if its state can be read in place (no DataFusion
+    /// accumulator would be drained); false (and nothing handed out) otherwise.
+    /// Called again on an unchanged operator, it hands out the same parts. A
+    /// checkpoint then needs no operator rebuilt from its parts (at a million
+    /// keys, half a second of the run loop and a second copy of the state), and
+    /// a large part may come in slices that are written out before the next is
+    /// built. The parts restore like those of [`export`](Self::export).
+    fn snapshot(&mut self, _each: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<bool> {
+        Ok(false)
     }
     /// Loads parts written by [`export`](Self::export) of the same job into this
     /// fresh operator.

@@ -1450,9 +1450,24 @@ impl Loop<'_, '_> {
             for &j in &source.jobs {
                 let runner = &mut self.runners[j];
                 let taken = Instant::now();
-                let state = runner.checkpoint(p)?;
+                // Read in place, the state is measured here and its parts built
+                // again as they are written; otherwise it is taken out whole.
+                let measured = runner.measure_in_place(p)?;
+                let state = match &measured {
+                    Some(_) => None,
+                    None => Some(runner.checkpoint(p)?),
+                };
                 let exported = taken.elapsed();
-                let encoding = state.encoding()?;
+                let encoding = state.as_ref().map(PartitionState::encoding).transpose()?;
+                let (length, groups) = match (&measured, &encoding, &state) {
+                    (Some(m), _, _) => (m.len(), m.rows()),
+                    (None, Some(e), Some(s)) => (e.len(), s.rows() as u64),
+                    _ => {
+                        return Err(KafkaError::Config(
+                            "a checkpoint neither measured nor taken out".to_owned(),
+                        ));
+                    }
+                };
                 let fingerprint = runner.fingerprint();
                 // Streamed out in chunks as it is encoded: the state is not
                 // held a second time, whole, as bytes.
@@ -1469,25 +1484,31 @@ impl Loop<'_, '_> {
                 };
                 let mut writer = state::ChunkWriter::new(
                     offset,
-                    encoding.len(),
+                    length,
                     self.run.config.state_chunk_bytes,
                     &mut send,
                 )?;
-                if let Err(e) = encoding.write_to(&mut writer) {
+                let written = match (&measured, &encoding) {
+                    (Some(m), _) => runner.write_in_place(m, &mut writer),
+                    (None, Some(e)) => e.write_to(&mut writer),
+                    (None, None) => Ok(()), // ruled out above
+                };
+                if let Err(e) = written {
                     // A failed send is the cause of a failed write.
                     return Err(writer.take_failure().unwrap_or_else(|| e.into()));
                 }
                 writer.finish()?;
                 tracing::debug!(
                     partition = tp.1,
-                    groups = state.rows(),
-                    bytes = encoding.len(),
+                    groups,
+                    bytes = length,
+                    in_place = measured.is_some(),
                     export = ?exported,
                     write = ?(taken.elapsed() - exported),
                     "checkpoint"
                 );
-                self.stats.checkpoint_bytes += encoding.len();
-                self.run.metrics.checkpoint_bytes.inc_by(encoding.len());
+                self.stats.checkpoint_bytes += length;
+                self.run.metrics.checkpoint_bytes.inc_by(length);
                 jobs.push((runner.fingerprint(), runner.progress(p)));
             }
             self.stats.checkpoints += 1;

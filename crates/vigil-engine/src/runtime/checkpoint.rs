@@ -133,29 +133,144 @@ impl Encoding<'_> {
     /// out at the length measured.
     pub fn write_to(&self, out: &mut dyn Write) -> Result<()> {
         let state = self.state;
-        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&state.job.to_le_bytes());
-        header.extend_from_slice(&state.partition.to_le_bytes());
-        header.push(u8::from(state.watermark.is_some()));
-        header.extend_from_slice(&state.watermark.unwrap_or(0).to_le_bytes());
-        header.extend_from_slice(&(state.parts.len() as u32).to_le_bytes());
+        let header = header(
+            state.job,
+            state.partition,
+            state.watermark,
+            state.parts.len(),
+        );
         out.write_all(&header).map_err(write_error)?;
         for (part, &length) in state.parts.iter().zip(&self.lengths) {
-            out.write_all(&length.to_le_bytes()).map_err(write_error)?;
-            out.write_all(&(part.num_rows() as u64).to_le_bytes())
-                .map_err(write_error)?;
-            let mut counted = Counting { out, bytes: 0 };
-            write_part(&mut counted, part)?;
-            if counted.bytes != length {
-                return Err(EngineError::Checkpoint(format!(
-                    "a part encoded to {} bytes, measured at {length}",
-                    counted.bytes
-                )));
-            }
+            write_measured_part(out, part, length)?;
         }
         Ok(())
     }
+}
+
+/// Hands every part of a checkpoint, in order, to the function it is given.
+pub(crate) type Produce<'a> =
+    dyn FnMut(&mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> + 'a;
+
+/// A checkpoint measured from parts produced on demand (see
+/// [`JobRunner::measure_in_place`](crate::runtime::JobRunner::measure_in_place)):
+/// what its encoding will hold, so that it can be written out as its parts are
+/// produced again, one at a time, without the whole state ever held as Arrow
+/// batches beside the operator. Its bytes are those of a [`PartitionState`]
+/// with the same parts ([`PartitionState::from_bytes`] reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    /// Fingerprint of the job.
+    pub job: u64,
+    /// The source partition.
+    pub partition: u32,
+    /// The watermark recorded (see [`PartitionState::watermark`]).
+    pub watermark: Option<i64>,
+    /// Per part: bytes of its IPC stream and its rows.
+    parts: Vec<(u64, u64)>,
+}
+
+impl Measured {
+    /// Measures the parts `produce` hands out, in order.
+    pub(crate) fn new(
+        job: u64,
+        partition: u32,
+        watermark: Option<i64>,
+        produce: &mut Produce<'_>,
+    ) -> Result<Measured> {
+        let mut parts = Vec::new();
+        produce(&mut |part| {
+            let mut counted = Counted(0);
+            write_part(&mut counted, &part)?;
+            parts.push((counted.0, part.num_rows() as u64));
+            Ok(())
+        })?;
+        Ok(Measured {
+            job,
+            partition,
+            watermark,
+            parts,
+        })
+    }
+
+    /// Bytes the encoding takes.
+    pub fn len(&self) -> u64 {
+        HEADER_BYTES
+            + self
+                .parts
+                .iter()
+                .map(|(l, _)| PART_HEADER_BYTES + l)
+                .sum::<u64>()
+    }
+
+    /// Whether it takes no bytes (never: the header is always there).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Rows over all parts.
+    pub fn rows(&self) -> u64 {
+        self.parts.iter().map(|(_, r)| r).sum()
+    }
+
+    /// Writes the encoding to `out` from the parts `produce` hands out again;
+    /// fails if they are not the parts measured (in number, rows or bytes).
+    pub(crate) fn write_to(&self, out: &mut dyn Write, produce: &mut Produce<'_>) -> Result<()> {
+        let header = header(self.job, self.partition, self.watermark, self.parts.len());
+        out.write_all(&header).map_err(write_error)?;
+        let mut at = 0;
+        produce(&mut |part| {
+            let &(length, rows) = self.parts.get(at).ok_or_else(|| {
+                EngineError::Checkpoint(format!(
+                    "more parts than the {} measured",
+                    self.parts.len()
+                ))
+            })?;
+            at += 1;
+            if part.num_rows() as u64 != rows {
+                return Err(EngineError::Checkpoint(format!(
+                    "a part of {} rows, measured at {rows}",
+                    part.num_rows()
+                )));
+            }
+            write_measured_part(out, &part, length)
+        })?;
+        if at != self.parts.len() {
+            return Err(EngineError::Checkpoint(format!(
+                "{at} parts written of the {} measured",
+                self.parts.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The encoding's header: magic, job, partition, watermark, part count.
+fn header(job: u64, partition: u32, watermark: Option<i64>, parts: usize) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&job.to_le_bytes());
+    header.extend_from_slice(&partition.to_le_bytes());
+    header.push(u8::from(watermark.is_some()));
+    header.extend_from_slice(&watermark.unwrap_or(0).to_le_bytes());
+    header.extend_from_slice(&(parts as u32).to_le_bytes());
+    header
+}
+
+/// One part, prefixed by its length and row count; fails if it does not come
+/// out at `length` bytes.
+fn write_measured_part(out: &mut dyn Write, part: &RecordBatch, length: u64) -> Result<()> {
+    out.write_all(&length.to_le_bytes()).map_err(write_error)?;
+    out.write_all(&(part.num_rows() as u64).to_le_bytes())
+        .map_err(write_error)?;
+    let mut counted = Counting { out, bytes: 0 };
+    write_part(&mut counted, part)?;
+    if counted.bytes != length {
+        return Err(EngineError::Checkpoint(format!(
+            "a part encoded to {} bytes, measured at {length}",
+            counted.bytes
+        )));
+    }
+    Ok(())
 }
 
 /// One part as an IPC stream of batches of at most [`SLICE_ROWS`] rows (one

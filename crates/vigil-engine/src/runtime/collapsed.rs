@@ -36,6 +36,7 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::aggregates::{Aggregates, Inputs, StateBatch, key_converter, state_columns};
+use super::checkpoint::SLICE_ROWS;
 use super::latest::PickColumn;
 use crate::error::{EngineError, Result};
 
@@ -513,10 +514,16 @@ impl Collapsed {
         Ok(Some((keys.to_vec(), values)))
     }
 
-    /// The checkpoint of the state: the merged state (`None` as pane) and each
-    /// live pane, as batches of keys and aggregate states (the layout
-    /// [`absorb`](Self::absorb) takes). Empty parts are left out.
-    pub(crate) fn export(&mut self) -> Result<Vec<(Option<i64>, RecordBatch)>> {
+    /// The checkpoint of the state, handed to `each` a slice at a time (at most
+    /// [`SLICE_ROWS`] keys, built only when the one before is handed out): the
+    /// merged state (`None` as pane), then each live pane, as batches of keys
+    /// and aggregate states (the layout [`absorb`](Self::absorb) takes, which
+    /// merges slices of one pane). Nothing is consumed; called again on an
+    /// unchanged state, it hands out the same slices. Empty parts are left out.
+    pub(crate) fn export(
+        &mut self,
+        each: &mut dyn FnMut(Option<i64>, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         // The key columns of every key, and where each slot's key is in them:
         // those kept sorted if they are (then the key index is left alone),
         // else taken from the index and interned again.
@@ -555,7 +562,6 @@ impl Collapsed {
                 .map(|c| take(c, &rows, None))
                 .collect::<Result<_, _>>()?)
         };
-        let mut parts = Vec::new();
         if let Some(hidden) = self.columns.last() {
             let all: Vec<usize> = self.slot_of.iter().map(|&s| s as usize).collect();
             let closed: Vec<usize> = all
@@ -564,26 +570,25 @@ impl Collapsed {
                 .filter(|(_, t)| t.is_some())
                 .map(|(&s, _)| s)
                 .collect();
-            if !closed.is_empty() {
-                let mut columns = keys_at(&closed)?;
+            for slice in closed.chunks(SLICE_ROWS) {
+                let mut columns = keys_at(slice)?;
                 for column in &self.columns {
-                    columns.extend(column.state_at(&closed)?);
+                    columns.extend(column.state_at(slice)?);
                 }
-                parts.push((None, state_columns(columns)?));
+                each(None, state_columns(columns)?)?;
             }
         }
         for (&pane, live) in &self.live {
-            if live.slot_of.is_empty() {
-                continue;
-            }
             let slots: Vec<usize> = live.slot_of.iter().map(|&s| s as usize).collect();
             let groups: Vec<usize> = (0..slots.len()).collect();
-            let mut columns = keys_at(&slots)?;
-            for column in &live.columns {
-                columns.extend(column.state_at(&groups)?);
+            for (slots, groups) in slots.chunks(SLICE_ROWS).zip(groups.chunks(SLICE_ROWS)) {
+                let mut columns = keys_at(slots)?;
+                for column in &live.columns {
+                    columns.extend(column.state_at(groups)?);
+                }
+                each(Some(pane), state_columns(columns)?)?;
             }
-            parts.push((Some(pane), state_columns(columns)?));
         }
-        Ok(parts)
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! One job's operators in physical form, and the late-row split in front of them.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
@@ -17,7 +18,7 @@ use datafusion::prelude::SessionContext;
 
 use super::aggregates::{Aggregates, evaluate, physical_expr, physical_exprs};
 use super::alerts::{AlertPolicy, AlertSettings};
-use super::checkpoint::{self, PartitionState};
+use super::checkpoint::{self, Measured, PartitionState};
 use super::dedup::{self, Dedup, DedupSettings};
 use super::panes::PaneWindows;
 use super::session::Sessions;
@@ -390,8 +391,18 @@ impl JobRunner {
     /// be restored fails here, not at failover. A partition without state gives
     /// a checkpoint without parts.
     pub fn checkpoint(&mut self, partition: u32) -> Result<PartitionState> {
-        if let Some(state) = self.snapshot(partition)? {
-            return Ok(state);
+        let mut parts = Vec::new();
+        let in_place = self.in_place(partition, &mut |part| {
+            parts.push(part);
+            Ok(())
+        })?;
+        if let Some(watermark) = in_place {
+            return Ok(PartitionState {
+                job: self.fingerprint,
+                partition,
+                watermark,
+                parts,
+            });
         }
         let mut state = PartitionState {
             job: self.fingerprint,
@@ -444,36 +455,68 @@ impl JobRunner {
         Ok(state)
     }
 
-    /// The partition's state read in place, if its operator allows (see
-    /// [`checkpoint`](Self::checkpoint)): the parts are those a consuming
-    /// checkpoint writes, in the same order.
-    fn snapshot(&mut self, partition: u32) -> Result<Option<PartitionState>> {
-        let mut state = PartitionState {
-            job: self.fingerprint,
-            partition,
-            watermark: self.watermark,
-            parts: Vec::new(),
+    /// Measures the partition's checkpoint if its state can be read in place
+    /// (see [`checkpoint`](Self::checkpoint)); `None` if it cannot. Then
+    /// [`write_in_place`](Self::write_in_place), before anything else changes
+    /// the job, writes it out part by part: a large state is never held a
+    /// second time as Arrow batches (its parts are built twice instead, once to
+    /// be measured).
+    pub fn measure_in_place(&mut self, partition: u32) -> Result<Option<Measured>> {
+        let mut watermark = None;
+        let mut measured = Measured::new(self.fingerprint, partition, None, &mut |each| {
+            watermark = self.in_place(partition, each)?;
+            Ok(())
+        })?;
+        let Some(watermark) = watermark else {
+            return Ok(None);
         };
+        measured.watermark = watermark;
+        Ok(Some(measured))
+    }
+
+    /// Writes the checkpoint `measured` (by
+    /// [`measure_in_place`](Self::measure_in_place), with nothing processed
+    /// since) to `out`, building each part again as it is written; fails if
+    /// the parts are not those measured. The job goes on unchanged.
+    pub fn write_in_place(&mut self, measured: &Measured, out: &mut dyn Write) -> Result<()> {
+        let partition = measured.partition;
+        measured.write_to(out, &mut |each| match self.in_place(partition, each)? {
+            Some(_) => Ok(()),
+            None => Err(EngineError::Checkpoint(
+                "the state measured in place can no longer be read in place".to_owned(),
+            )),
+        })
+    }
+
+    /// Hands `each` the partition's checkpoint parts, read in place, if its
+    /// operator allows (see `StatefulOperator::snapshot`), in the order a
+    /// consuming checkpoint writes them; returns the watermark to record, or
+    /// `None` (and nothing handed out) if the operator cannot be read in place.
+    fn in_place(
+        &mut self,
+        partition: u32,
+        each: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<Option<Option<i64>>> {
+        let mut watermark = self.watermark;
         if let Some(slot) = self.partitions.get_mut(&partition) {
-            let Some(parts) = slot.operator.snapshot()? else {
+            if !slot.operator.snapshot(each)? {
                 return Ok(None);
-            };
-            state.watermark = match slot.catch_up {
+            }
+            watermark = match slot.catch_up {
                 Some(catch_up) => max_option(catch_up.watermark, slot.floor),
                 None => max_option(self.watermark, slot.floor),
             };
-            state.parts = parts;
             if slot.replaying() {
-                state.parts.push(slot.replay_part()?);
+                each(slot.replay_part()?)?;
             }
         }
         if let Some(policy) = self.policies.get(&partition).filter(|p| p.keys() > 0) {
-            state.parts.push(policy.export()?);
+            each(policy.export()?)?;
         }
         if let Some(memory) = self.memories.get(&partition) {
-            state.parts.push(memory.export(&self.source_schema)?);
+            each(memory.export(&self.source_schema)?)?;
         }
-        Ok(Some(state))
+        Ok(Some(watermark))
     }
 
     /// Takes over a partition's state from a checkpoint of this job (after the

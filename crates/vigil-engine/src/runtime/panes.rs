@@ -155,33 +155,38 @@ impl PaneWindows {
         Ok(())
     }
 
-    /// The checkpoint parts of the state besides the live panes (given, as
-    /// parts, in `live`): the next pane, the closed panes and the merged hop
-    /// state, none of them consumed.
-    fn parts_with(&mut self, live: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-        let mut parts = Vec::new();
+    /// Hands `each` the checkpoint parts of the state besides the live panes
+    /// (given, as parts, in `live`): the next pane, the closed panes and the
+    /// merged hop state (in slices), none of them consumed.
+    fn each_part(
+        &mut self,
+        live: Vec<RecordBatch>,
+        each: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         if let Some(next) = self.next_pane {
-            parts.push(tagged(position_batch()?, NEXT_PANE, next)?);
+            each(tagged(position_batch()?, NEXT_PANE, next)?)?;
         }
-        parts.extend(live);
+        for part in live {
+            each(part)?;
+        }
         for (pane, state) in &self.queue.front {
-            parts.push(state.to_part(FRONT, *pane)?);
+            each(state.to_part(FRONT, *pane)?)?;
         }
         for (pane, state) in &self.queue.back {
-            parts.push(state.to_part(BACK, *pane)?);
+            each(state.to_part(BACK, *pane)?)?;
         }
         if let Some(total) = &self.queue.back_total {
-            parts.push(total.to_part(BACK_TOTAL, 0)?);
+            each(total.to_part(BACK_TOTAL, 0)?)?;
         }
         if let Some(collapsed) = self.collapsed.as_mut() {
-            for (pane, state) in collapsed.export()? {
-                parts.push(match pane {
+            collapsed.export(&mut |pane, state| {
+                each(match pane {
                     Some(pane) => tagged(state, LIVE, pane)?,
                     None => tagged(state, CLOSED, 0)?,
-                });
-            }
+                })
+            })?;
         }
-        Ok(parts)
+        Ok(())
     }
 }
 
@@ -324,17 +329,24 @@ impl StatefulOperator for PaneWindows {
         for (pane, groups) in live {
             live_parts.push(groups.freeze(&self.aggregates)?.to_part(LIVE, pane)?);
         }
-        self.parts_with(live_parts)
+        let mut parts = Vec::new();
+        self.each_part(live_parts, &mut |part| {
+            parts.push(part);
+            Ok(())
+        })?;
+        Ok(parts)
     }
 
     /// In place unless panes are live outside merged hop state (their
     /// accumulators are drained by being read): the closed panes' state is
-    /// frozen Arrow, and merged hop state is read without being consumed.
-    fn snapshot(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+    /// frozen Arrow, and merged hop state is read without being consumed, in
+    /// slices.
+    fn snapshot(&mut self, each: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<bool> {
         if !self.live.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
-        self.parts_with(Vec::new()).map(Some)
+        self.each_part(Vec::new(), each)?;
+        Ok(true)
     }
 
     fn restore(&mut self, parts: &[RecordBatch]) -> Result<()> {

@@ -342,6 +342,20 @@ fn a_restored_partition_continues_exactly_where_it_left_off() {
             let again = first.checkpoint(0).expect("checkpoint again");
             assert_eq!(again.rows(), state.rows(), "{name}: cut {cut}");
             assert_eq!(again.parts.len(), state.parts.len(), "{name}: cut {cut}");
+            // Streamed in place, where the state allows (it always does for
+            // merged hop state), the bytes are the checkpoint's.
+            let measured = first.measure_in_place(0).expect("measure");
+            if name.starts_with("hop of latest values") {
+                assert!(measured.is_some(), "{name}: cut {cut}: not in place");
+            }
+            if let Some(measured) = measured {
+                let mut streamed = Vec::new();
+                first
+                    .write_in_place(&measured, &mut streamed)
+                    .expect("write in place");
+                assert_eq!(streamed.len() as u64, measured.len(), "{name}: cut {cut}");
+                assert!(streamed == bytes, "{name}: cut {cut}: other bytes in place");
+            }
 
             // The instance that wrote the checkpoint goes on from it.
             let mut went_on = Collected {
@@ -507,4 +521,81 @@ fn a_partition_restored_behind_the_new_owners_watermark_catches_up() {
     let got = arrow::compute::filter_record_batch(&got, &keep).expect("filter");
     same(&got, &expected, &format!("{name}: restored behind"));
     assert_eq!(after.late, 1, "only the row that was late anyway");
+}
+
+/// A state of more keys than one slice: streamed in place it is written slice
+/// by slice (parts of at most `SLICE_ROWS` keys), and the instance restored from
+/// those bytes, like the one that went on, gives the uninterrupted output.
+#[test]
+fn a_large_merged_hop_state_is_streamed_in_slices_and_restores_whole() {
+    let sql = format!(
+        "{}CREATE TABLE out WITH (connector = 'file', path = '-', format = 'json');
+INSERT INTO out SELECT patient_id, window_end,
+  last_value(x ORDER BY observed_at) AS x, last_value(o2 ORDER BY observed_at) IGNORE NULLS AS o2
+FROM readings GROUP BY patient_id, hop(observed_at, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);",
+        source()
+    );
+    let patients = vigil_engine::runtime::checkpoint::SLICE_ROWS + 3_000;
+    let mut lines = Vec::new();
+    for round in 0..4_i64 {
+        for patient in 0..patients {
+            // Two thirds of the patients in each minute: the merged state and
+            // the live panes both hold more keys than a slice.
+            if (patient as i64 + round) % 3 != 0 {
+                lines.push(format!(
+                    r#"{{"patient_id":"p{patient}","observed_at":{},"x":{},"o2":null}}"#,
+                    at(round * 60 + (patient % 50) as i64),
+                    (patient as i64 * 7 + round) % 40
+                ));
+            }
+        }
+    }
+    let p = plan(&sql);
+    let input = batches(&p, &lines.join("\n"), 8_192);
+    let job = &p.jobs[0];
+    let (expected, _) = uninterrupted(job, &p.ctx, &input);
+    assert!(expected.num_rows() > patients, "too little output");
+    let cut = input.len() * 3 / 4;
+
+    let mut seen = None;
+    let mut before = Collected::default();
+    let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+    feed(&mut first, &input[..cut], &mut seen, &mut before);
+    let measured = first
+        .measure_in_place(0)
+        .expect("measure")
+        .expect("merged hop state is read in place");
+    assert!(
+        measured.rows() > vigil_engine::runtime::checkpoint::SLICE_ROWS as u64,
+        "{measured:?}"
+    );
+    let mut bytes = Vec::new();
+    first.write_in_place(&measured, &mut bytes).expect("write");
+    assert_eq!(bytes.len() as u64, measured.len());
+    let state = PartitionState::from_bytes(&bytes).expect("decode");
+    assert_eq!(state.rows() as u64, measured.rows());
+    let slices = state.parts.iter().filter(|p| p.num_rows() > 0).count();
+    assert!(slices >= 3, "{slices} parts: the keys came in one");
+    assert!(
+        state
+            .parts
+            .iter()
+            .all(|p| p.num_rows() <= vigil_engine::runtime::checkpoint::SLICE_ROWS)
+    );
+
+    let mut went_on = Collected {
+        rows: before.rows.clone(),
+        late: before.late,
+    };
+    let mut seen_on = seen;
+    feed(&mut first, &input[cut..], &mut seen_on, &mut went_on);
+    finish(&mut first, &mut went_on);
+    same(&went_on.all(&first), &expected, "the runner that wrote it");
+
+    let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+    second.restore(state).expect("restore");
+    let mut after = before;
+    feed(&mut second, &input[cut..], &mut seen, &mut after);
+    finish(&mut second, &mut after);
+    same(&after.all(&second), &expected, "restored elsewhere");
 }
