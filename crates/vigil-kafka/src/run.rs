@@ -1628,7 +1628,11 @@ impl Loop<'_, '_> {
         let Some(pending) = self.pending_commit.as_mut() else {
             return Ok(());
         };
-        let chosen = std::mem::take(&mut pending.chosen);
+        let mut chosen = std::mem::take(&mut pending.chosen);
+        // A partition revoked meanwhile (by a rebalance served during this
+        // step's polls) is not this instance's to write progress for.
+        let owned = self.owned_now()?;
+        chosen.retain(|tp, _| owned(tp));
         for ((topic, partition), (offset, metadata)) in &chosen {
             if let Some(source) = self.run.sources.get(topic) {
                 self.sink.send_progress(
@@ -1649,6 +1653,28 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
+    /// Which partitions are still this instance's: assigned to the consumer
+    /// and not revoked by a rebalance the loop has not handled yet (the
+    /// rebalance callback runs on this thread, inside a poll).
+    fn owned_now(&self) -> Result<impl Fn(&TopicPartition) -> bool + use<>> {
+        let assigned = self.consumer.assignment()?;
+        let revoked: Vec<TopicPartition> = match self.context.0.lock() {
+            Ok(shared) => shared
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Assignment::Revoked(partitions) => Some(partitions.clone()),
+                    Assignment::Assigned(_) => None,
+                })
+                .flatten()
+                .collect(),
+            Err(_) => return Err(KafkaError::Config("consumer state poisoned".to_owned())),
+        };
+        Ok(move |tp: &TopicPartition| {
+            assigned.find_partition(&tp.0, tp.1).is_some() && !revoked.contains(tp)
+        })
+    }
+
     /// Commits to the group the offsets whose progress the broker has
     /// acknowledged, except for partitions revoked meanwhile.
     fn commit_written(&mut self) -> Result<()> {
@@ -1658,19 +1684,10 @@ impl Loop<'_, '_> {
         let written = std::mem::take(&mut pending.written);
         // A partition revoked meanwhile is not this instance's to commit, even
         // if it came back (it is taken over again from the group's offset).
-        let assigned = self.consumer.assignment()?;
+        let owned = self.owned_now()?;
         if let Ok(mut shared) = self.context.0.lock() {
-            let revoked: Vec<TopicPartition> = shared
-                .changes
-                .iter()
-                .filter_map(|change| match change {
-                    Assignment::Revoked(partitions) => Some(partitions.clone()),
-                    Assignment::Assigned(_) => None,
-                })
-                .flatten()
-                .collect();
             for (tp, entry) in written {
-                if assigned.find_partition(&tp.0, tp.1).is_some() && !revoked.contains(&tp) {
+                if owned(&tp) {
                     shared.written.insert(tp, entry);
                 }
             }
