@@ -352,12 +352,13 @@ impl Collapsed {
             column.merge_batch(mine, &groups, count)?;
             states = rest;
         }
-        self.count_closed();
         Ok(())
     }
 
-    /// Recounts the keys with a value in the merged state.
-    fn count_closed(&mut self) {
+    /// Recounts the keys with a value in the merged state (once every part of
+    /// a checkpoint is absorbed: a state of a million keys comes in dozens of
+    /// slices, and each recount reads every key).
+    pub(crate) fn count_closed(&mut self) {
         let slots: Vec<usize> = self.slot_of.iter().map(|&s| s as usize).collect();
         self.closed_keys = self.columns.last().map_or(0, |hidden| {
             hidden.orders_at(&slots).iter().flatten().count()

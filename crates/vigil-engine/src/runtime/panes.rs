@@ -387,6 +387,9 @@ impl StatefulOperator for PaneWindows {
                 }
             }
         }
+        if let Some(collapsed) = self.collapsed.as_mut() {
+            collapsed.count_closed();
+        }
         Ok(())
     }
 }
