@@ -3,6 +3,7 @@
 
 mod alerts;
 mod faults;
+mod fetch;
 mod pipeline;
 mod rebalances;
 

@@ -24,6 +24,8 @@ use crate::source::GroupContext;
 pub struct Intake<'a> {
     consumer: &'a BaseConsumer<GroupContext>,
     paused: Cell<bool>,
+    /// How many partitions the wait paused.
+    paused_count: Cell<usize>,
     held: RefCell<VecDeque<OwnedMessage>>,
     pauses: Cell<u64>,
 }
@@ -34,22 +36,29 @@ impl<'a> Intake<'a> {
         Intake {
             consumer,
             paused: Cell::new(false),
+            paused_count: Cell::new(0),
             held: RefCell::new(VecDeque::new()),
             pauses: Cell::new(0),
         }
     }
 
     /// Called while the loop waits: pauses every assigned partition (once per
-    /// wait) and serves the consumer's events.
+    /// wait, and again when the assignment grows during it: a partition
+    /// routed to the fetch queue yields nothing here to be paused by) and
+    /// serves the consumer's events.
     pub fn hold(&self) {
-        if !self.paused.get() {
-            if let Ok(assignment) = self.consumer.assignment()
-                && let Err(e) = self.consumer.pause(&assignment)
+        let assignment = self.consumer.assignment().ok();
+        let count = assignment.as_ref().map_or(0, TopicPartitionList::count);
+        if !self.paused.get() || count != self.paused_count.get() {
+            if let Some(assignment) = &assignment
+                && let Err(e) = self.consumer.pause(assignment)
             {
                 tracing::warn!(error = %e, "pausing the assignment failed");
             }
-            self.paused.set(true);
-            self.pauses.set(self.pauses.get() + 1);
+            if !self.paused.replace(true) {
+                self.pauses.set(self.pauses.get() + 1);
+            }
+            self.paused_count.set(count);
         }
         while let Some(polled) = self.consumer.poll(Duration::ZERO) {
             match polled {

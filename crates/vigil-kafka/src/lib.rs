@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod intake;
 pub mod metrics;
 pub mod offsets;

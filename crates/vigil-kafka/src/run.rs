@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use vigil_engine::files::{declared_rows, decode_schema};
@@ -44,6 +43,7 @@ use vigil_formats::RowsJsonDecoder;
 
 use crate::config::{self, KafkaConfig};
 use crate::error::{KafkaError, Result};
+use crate::fetch::{FetchQueue, Incoming};
 use crate::intake::Intake;
 use crate::metrics::RunMetrics;
 use crate::offsets::{OffsetTracker, decode_metadata, earliest_horizon, encode_metadata};
@@ -117,6 +117,9 @@ const CHECKPOINT_SPACING: u32 = 9;
 /// Rewinds in a row, without a commit between them, before a run gives up
 /// (the output keeps failing: a restart, or the operator, must look).
 const MAX_REWINDS_IN_A_ROW: u32 = 5;
+/// The longest a step waiting for its first message goes without serving the
+/// consumer's events (rebalances, statistics): the wait is on the fetch queue.
+const EVENT_SERVICE: Duration = Duration::from_millis(10);
 /// The pause before a rewind, times the rewinds in a row.
 const REWIND_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -441,6 +444,8 @@ impl<'p> KafkaRun<'p> {
             .consumer(&properties)
             .create_with_context(context.clone())?;
         self.check_topics(&consumer)?;
+        // Before the subscription: every partition assigned is routed to it.
+        let fetch = FetchQueue::new(&consumer)?;
         let producer_config = self.config.producer(&properties);
         let sink = Sink::new(&producer_config)?;
         let exactly_once = self.config.exactly_once;
@@ -471,6 +476,7 @@ impl<'p> KafkaRun<'p> {
             context: &context,
             sink: &sink,
             intake: Intake::new(&consumer),
+            fetch,
             reader: &reader,
             runners: &mut runners,
             producer_config: &producer_config,
@@ -541,6 +547,8 @@ struct Loop<'a, 'p> {
     context: &'a GroupContext,
     sink: &'a Sink,
     intake: Intake<'a>,
+    /// Where the source partitions' messages are taken from, in batches.
+    fetch: FetchQueue<'a>,
     reader: &'a ProgressReader,
     runners: &'a mut Vec<JobRunner>,
     /// The sink's producer configuration (to fence a previous writer with).
@@ -1091,33 +1099,49 @@ impl Loop<'_, '_> {
         let _revoked_before_the_step = self.apply_changes(&mut steps, watermarks)?;
         let mut taken = 0;
         while let Some(message) = self.intake.next_held() {
-            taken += usize::from(self.take(&message, &mut steps)?);
+            taken += usize::from(self.take(&Incoming::of(&message), &mut steps)?);
         }
         let deadline = Instant::now() + self.run.config.max_wait;
-        let mut polls: u32 = 0;
         while taken < self.run.config.batch_messages {
-            // A step waits for its first message, not for more: once the
-            // consumer has nothing more at hand, what it has is processed
-            // (under load the prefetch queue fills whole steps anyway). Once
-            // messages flow, the clock is read every 64 of them, not for each.
-            let timeout = if taken == 0 {
-                deadline.saturating_duration_since(Instant::now())
+            // A step waits for its first message, not for more: once nothing
+            // more is at hand, what it has is processed (under load the
+            // prefetch queue fills whole steps anyway). The consumer's own
+            // queue is polled between batches: it serves rebalances and
+            // statistics, and holds any message of a partition not routed to
+            // the fetch queue.
+            let wait = if taken == 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                left.min(EVENT_SERVICE)
             } else {
-                polls = polls.wrapping_add(1);
-                if polls.is_multiple_of(64) && Instant::now() >= deadline {
+                if Instant::now() >= deadline {
                     break;
                 }
                 Duration::ZERO
             };
-            if taken == 0 && timeout.is_zero() {
-                break;
-            }
-            let polled = self.consumer.poll(timeout);
+            let polled = self.consumer.poll(Duration::ZERO);
             let _revoked_before_the_step = self.apply_changes(&mut steps, watermarks)?;
             match polled {
-                None => break,
+                None => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                Some(Ok(message)) => taken += usize::from(self.take(&message, &mut steps)?),
+                Some(Ok(message)) => {
+                    taken += usize::from(self.take(&Incoming::of(&message), &mut steps)?);
+                    continue;
+                }
+            }
+            let batch = self
+                .fetch
+                .next_batch(self.run.config.batch_messages - taken, wait);
+            if batch.is_empty() && taken > 0 {
+                break;
+            }
+            for message in batch.iter() {
+                match message {
+                    Ok(message) => taken += usize::from(self.take(&message, &mut steps)?),
+                    Err(e) => tracing::warn!(error = %e, "consumer error"),
+                }
             }
         }
         Ok(steps)
@@ -1127,14 +1151,14 @@ impl Loop<'_, '_> {
     /// partition is not (or no longer) this instance's.
     fn take(
         &mut self,
-        message: &impl Message,
+        message: &Incoming<'_>,
         steps: &mut BTreeMap<TopicPartition, Step>,
     ) -> Result<bool> {
         // Messages come in runs of one partition: its name is kept, not
         // allocated for each of them.
         let tp = match self.last_partition.take() {
-            Some(tp) if tp.1 == message.partition() && tp.0 == message.topic() => tp,
-            _ => (message.topic().to_owned(), message.partition()),
+            Some(tp) if tp.1 == message.partition && tp.0 == message.topic => tp,
+            _ => (message.topic.to_owned(), message.partition),
         };
         let taken = self.take_from(&tp, message, steps);
         self.last_partition = Some(tp);
@@ -1144,7 +1168,7 @@ impl Loop<'_, '_> {
     fn take_from(
         &mut self,
         tp: &TopicPartition,
-        message: &impl Message,
+        message: &Incoming<'_>,
         steps: &mut BTreeMap<TopicPartition, Step>,
     ) -> Result<bool> {
         let Some(tracker) = self.owned.get(tp) else {
@@ -1153,7 +1177,7 @@ impl Loop<'_, '_> {
         // Fetched before a seek to a restored checkpoint: already in its state.
         if tracker
             .last_commit()
-            .is_some_and(|start| message.offset() < start)
+            .is_some_and(|start| message.offset < start)
         {
             return Ok(false);
         }
@@ -1172,19 +1196,19 @@ impl Loop<'_, '_> {
                 )?,
                 accepted: Vec::new(),
                 keys: Vec::new(),
-                end: message.offset(),
+                end: message.offset,
                 taken: 0,
             }),
         };
-        step.end = message.offset() + 1;
+        step.end = message.offset + 1;
         step.taken += 1;
-        let timestamp = message.timestamp().to_millis();
-        let payload = message.payload().unwrap_or_default();
+        let timestamp = message.timestamp;
+        let payload = message.payload;
         match step.decoder.decode(payload) {
             Ok(()) => {
-                step.accepted.push((message.offset(), timestamp));
+                step.accepted.push((message.offset, timestamp));
                 if step.decoder.rejects_at_flush() {
-                    step.keys.push(message.key().map(<[u8]>::to_vec));
+                    step.keys.push(message.key.map(<[u8]>::to_vec));
                 }
             }
             Err(e) => {
@@ -1192,14 +1216,14 @@ impl Loop<'_, '_> {
                 self.count_decode_error(&tp.0, e.reason_label());
                 self.sink.send_dead_letter(
                     &source.dead_letter,
-                    message.key(),
+                    message.key,
                     payload,
                     &DeadLetter {
                         reason: e.reason_label(),
                         error: e.to_string(),
                         topic: &tp.0,
                         partition: tp.1,
-                        offset: Some(message.offset()),
+                        offset: Some(message.offset),
                         timestamp,
                     },
                     &|| self.intake.hold(),

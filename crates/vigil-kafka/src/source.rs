@@ -12,6 +12,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
+use crate::fetch::Route;
+
 /// A source partition: topic and partition number.
 pub type TopicPartition = (String, i32);
 
@@ -50,6 +52,9 @@ pub struct Shared {
     /// Exactly-once, while the run loop runs: a revocation is left to the loop,
     /// which commits its transaction before the partitions go.
     pub defer_revocations: bool,
+    /// Where assigned partitions' messages are routed, while the run loop's
+    /// [`FetchQueue`](crate::fetch::FetchQueue) lives.
+    pub route: Option<Route>,
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
@@ -179,6 +184,13 @@ impl GroupContext {
         }
     }
 
+    /// Sets (or clears) where assigned partitions' messages are routed.
+    pub(crate) fn set_route(&self, route: Option<Route>) {
+        if let Ok(mut shared) = self.0.lock() {
+            shared.route = route;
+        }
+    }
+
     /// Whether a revocation waits for the run loop (exactly-once while it runs).
     fn defers_revocations(&self) -> bool {
         self.0.lock().map(|s| s.defer_revocations).unwrap_or(false)
@@ -219,6 +231,12 @@ impl ConsumerContext for GroupContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Routed before they are assigned: nothing is fetched for them
+                // until then (the lock is not held across librdkafka calls).
+                let route = self.0.lock().ok().and_then(|shared| shared.route);
+                if let Some(route) = route {
+                    route.route(consumer, tpl);
+                }
                 let result = match consumer.rebalance_protocol() {
                     RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
                     _ => consumer.assign(tpl),
