@@ -4,9 +4,11 @@
 //!    readings (default 1,000,000) of `VIGIL_BENCH_PATIENTS` patients (default
 //!    2,000) is read by the NEWS2 pipeline (`pipelines/news2_per_patient.sql`,
 //!    its tables made Kafka topics) into its output topic, next to the raw rate
-//!    at which a bare rdkafka consumer reads the same topic (the ceiling, the
-//!    fastest of three reads) and the rate at which such a consumer that also
-//!    decodes every message with vigil's decoder reads it (what is left for a
+//!    at which a bare rdkafka consumer reads the same topic (the ceiling: the
+//!    fastest of three reads with a poll per message and three taking batches
+//!    from a fetch queue, as vigil does) and the rate at which such a
+//!    consumer, in batches, that also decodes every message with vigil's
+//!    decoder reads it (what is left for a
 //!    pipeline before it processes anything). Also the process's peak RSS
 //!    while vigil runs and the state per patient.
 //! 2. Latency: readings stamped with the wall clock are sent at a fixed
@@ -32,9 +34,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 use vigil_engine::plan::Pipeline;
+use vigil_kafka::source::GroupContext;
 use vigil_kafka::{KafkaConfig, KafkaRun, RunMetrics};
 use vigil_tests::Broker;
 
@@ -82,33 +86,81 @@ const RAW_READS: usize = 3;
 /// partition's prefetch queue fills (see `KafkaConfig::consumer`).
 const READER: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "20")];
 
-/// The fastest of [`RAW_READS`] reads of the whole topic with a bare consumer;
-/// seconds from the first message to the last.
-fn raw_consume(broker: &Broker, topic: &str, readings: usize) -> f64 {
+/// How a bare reader takes messages from librdkafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// One `BaseConsumer::poll` per message.
+    Poll,
+    /// Batches from a fetch queue, as vigil does.
+    Batch,
+}
+
+/// The fastest of [`RAW_READS`] reads of the whole topic with a bare
+/// consumer taking its messages as `take` says; seconds from the first
+/// message to the last.
+fn raw_consume(broker: &Broker, topic: &str, readings: usize, take: Take) -> f64 {
     (0..RAW_READS)
-        .map(|i| raw_read(broker, topic, readings, &format!("bench-raw-{i}")))
+        .map(|i| {
+            let mut bytes = 0_usize;
+            let group = format!("bench-raw-{take:?}-{i}");
+            let seconds = read_all(broker, topic, readings, &group, take, |_, payload| {
+                bytes += payload.len();
+            });
+            std::hint::black_box(bytes);
+            seconds
+        })
         .fold(f64::INFINITY, f64::min)
 }
 
-fn raw_read(broker: &Broker, topic: &str, readings: usize, group: &str) -> f64 {
-    let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, READER);
-    let (mut seen, mut bytes, mut first) = (0, 0_usize, None);
-    while seen < readings {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
-            first.get_or_insert_with(Instant::now);
-            bytes += m.payload().map_or(0, <[u8]>::len);
-            seen += 1;
+/// Reads `readings` messages of `topic` from its beginning, handing each
+/// message's partition and payload to `each`; seconds from the first message
+/// to the last.
+fn read_all(
+    broker: &Broker,
+    topic: &str,
+    readings: usize,
+    group: &str,
+    take: Take,
+    mut each: impl FnMut(i32, &[u8]),
+) -> f64 {
+    let (mut seen, mut first) = (0, None);
+    match take {
+        Take::Poll => {
+            let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, READER);
+            while seen < readings {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
+                    first.get_or_insert_with(Instant::now);
+                    each(m.partition(), m.payload().unwrap_or_default());
+                    seen += 1;
+                }
+            }
+        }
+        Take::Batch => {
+            let consumer: BaseConsumer<GroupContext> =
+                common::reader_config(broker.bootstrap(), group, READER)
+                    .create_with_context(GroupContext::default())
+                    .expect("consumer");
+            let mut fetch = common::batch_reader(&consumer, topic, PARTITIONS);
+            while seen < readings {
+                let _ = consumer.poll(Duration::ZERO);
+                let batch = fetch.next_batch(readings - seen, Duration::from_secs(10));
+                for m in batch.iter().flatten() {
+                    first.get_or_insert_with(Instant::now);
+                    each(m.partition, m.payload);
+                    seen += 1;
+                }
+            }
         }
     }
-    std::hint::black_box(bytes);
     first.map_or(0.0, |f| f.elapsed().as_secs_f64())
 }
 
-/// The fastest of [`RAW_READS`] reads of the whole topic that also decode
-/// every message into Arrow with the decoder vigil builds for `pipeline`'s
-/// source, flushing every partition's batch after each step's worth of
-/// messages as vigil does: what polling and decoding alone leave of the raw
-/// rate, before any processing, output or commit.
+/// The fastest of [`RAW_READS`] reads of the whole topic, in batches as vigil
+/// takes them, that also decode every message into Arrow with the decoder
+/// vigil builds for `pipeline`'s source, flushing every partition's batch
+/// after each step's worth of messages as vigil does: what taking and
+/// decoding alone leave of the raw rate, before any processing, output or
+/// commit.
 fn decode_consume(broker: &Broker, topic: &str, readings: usize, pipeline: &Pipeline) -> f64 {
     (0..RAW_READS)
         .map(|i| {
@@ -144,13 +196,16 @@ fn decode_read(
             .expect("decoder")
         })
         .collect();
-    let consumer = common::reader(broker.bootstrap(), group, topic, PARTITIONS, READER);
-    let (mut seen, mut rows, mut first) = (0, 0_usize, None);
-    while seen < readings {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
-            first.get_or_insert_with(Instant::now);
-            decoders[m.partition() as usize]
-                .decode(m.payload().unwrap_or_default())
+    let (mut seen, mut rows) = (0, 0_usize);
+    let seconds = read_all(
+        broker,
+        topic,
+        readings,
+        group,
+        Take::Batch,
+        |partition, payload| {
+            decoders[partition as usize]
+                .decode(payload)
                 .expect("decodes");
             seen += 1;
             if seen % batch == 0 || seen == readings {
@@ -162,10 +217,10 @@ fn decode_read(
                         .map_or(0, |b| b.num_rows());
                 }
             }
-        }
-    }
+        },
+    );
     assert_eq!(rows, readings);
-    first.map_or(0.0, |f| f.elapsed().as_secs_f64())
+    seconds
 }
 
 /// The updating NEWS2 pipeline: each patient's latest value of every
@@ -385,7 +440,10 @@ fn main() {
         "filled: {readings} readings of {patients} patients, {mb:.1} MB, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let raw = raw_consume(&broker, input, readings);
+    let polled = raw_consume(&broker, input, readings, Take::Poll);
+    let batched = raw_consume(&broker, input, readings, Take::Batch);
+    // The ceiling is the faster bare consumer.
+    let raw = polled.min(batched);
     let raw_rate = readings as f64 / raw;
     let pipeline = news2_pipeline(input, output);
     let decode = decode_consume(&broker, input, readings, &pipeline);
@@ -401,12 +459,15 @@ fn main() {
     println!();
     println!("| | msgs/s | MB/s | seconds |");
     println!("|---|---:|---:|---:|");
+    for (how, seconds) in [("a poll per message", polled), ("in batches", batched)] {
+        println!(
+            "| raw consume (bare rdkafka consumer, {how}) | {:.0} | {:.1} | {seconds:.2} |",
+            readings as f64 / seconds,
+            mb / seconds
+        );
+    }
     println!(
-        "| raw consume (bare rdkafka consumer) | {raw_rate:.0} | {:.1} | {raw:.2} |",
-        mb / raw
-    );
-    println!(
-        "| bare consumer decoding into Arrow (vigil's decoder) | {decode_rate:.0} | {:.1} | {decode:.2} |",
+        "| bare consumer in batches decoding into Arrow (vigil's decoder) | {decode_rate:.0} | {:.1} | {decode:.2} |",
         mb / decode
     );
     println!(
@@ -415,7 +476,7 @@ fn main() {
         vigil.seconds
     );
     println!(
-        "| ratio to raw: decoding alone {:.2}, vigil {:.2} | | | |",
+        "| ratio to the faster raw consume: decoding alone {:.2}, vigil {:.2} | | | |",
         decode_rate / raw_rate,
         rate_out / raw_rate
     );
@@ -463,7 +524,13 @@ fn main() {
         "readings": readings,
         "patients": patients,
         "bytes": bytes,
-        "raw_consume": { "msgs_per_s": raw_rate, "mb_per_s": mb / raw, "seconds": raw },
+        "raw_consume": {
+            "msgs_per_s": raw_rate,
+            "mb_per_s": mb / raw,
+            "seconds": raw,
+            "polled_msgs_per_s": readings as f64 / polled,
+            "batched_msgs_per_s": readings as f64 / batched,
+        },
         "decode_consume": {
             "msgs_per_s": decode_rate,
             "mb_per_s": mb / decode,

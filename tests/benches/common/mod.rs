@@ -7,6 +7,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use vigil_engine::plan::{Binding, Pipeline};
+use vigil_kafka::fetch::FetchQueue;
+use vigil_kafka::source::GroupContext;
 
 /// Partitions of the benches' input and output topics.
 pub const PARTITIONS: i32 = 3;
@@ -80,6 +82,32 @@ pub fn reader(
     partitions: i32,
     properties: &[(&str, &str)],
 ) -> BaseConsumer {
+    let consumer: BaseConsumer = reader_config(bootstrap, group, properties)
+        .create()
+        .expect("consumer");
+    consumer
+        .assign(&whole_topic(topic, partitions))
+        .expect("assign");
+    consumer
+}
+
+/// The same reader taking its messages in batches, as vigil does: its
+/// partitions routed to a fetch queue before they are assigned.
+#[allow(dead_code)] // the kafka bench's, not the soak bench's
+pub fn batch_reader<'c>(
+    consumer: &'c BaseConsumer<GroupContext>,
+    topic: &str,
+    partitions: i32,
+) -> FetchQueue<'c> {
+    let fetch = FetchQueue::new(consumer).expect("fetch queue");
+    let list = whole_topic(topic, partitions);
+    fetch.route(&list);
+    consumer.assign(&list).expect("assign");
+    fetch
+}
+
+/// The consumer of [`reader`] and [`batch_reader`], not yet assigned.
+pub fn reader_config(bootstrap: &str, group: &str, properties: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -88,14 +116,17 @@ pub fn reader(
     for (key, value) in properties {
         config.set(*key, *value);
     }
-    let consumer: BaseConsumer = config.create().expect("consumer");
+    config
+}
+
+/// Every partition of `topic`, from its beginning.
+fn whole_topic(topic: &str, partitions: i32) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     for p in 0..partitions {
         list.add_partition_offset(topic, p, Offset::Beginning)
             .expect("offset");
     }
-    consumer.assign(&list).expect("assign");
-    consumer
+    list
 }
 
 /// Hands a message to `producer`, waiting while its queue is full; false if the
