@@ -1,9 +1,10 @@
 //! Running a pipeline whose tables are Kafka topics, as one member of its consumer
 //! group.
 //!
-//! One thread runs a loop of steps. A step polls up to
+//! One thread runs a loop of steps. A step takes up to
 //! [`KafkaConfig::batch_messages`] messages (or what comes within
-//! [`KafkaConfig::max_wait`]), decodes each partition's messages into one Arrow
+//! [`KafkaConfig::max_wait`]) in batches from the fetch queue its source
+//! partitions are routed to (see [`fetch`](crate::fetch)), decodes each partition's messages into one Arrow
 //! batch (a bad message goes to the dead-letter topic alone), feeds the batches
 //! to the jobs reading that topic, advances the watermark and sends every output
 //! row. Its outputs are acknowledged by the broker while the next step runs: a
