@@ -10,6 +10,7 @@ mod demo;
 mod evaluate;
 mod exit;
 mod http;
+mod memory;
 mod run;
 mod score;
 mod signals;
@@ -43,6 +44,7 @@ fn init_logs(log: &config::LogSection) {
 }
 
 fn main() -> ExitCode {
+    let threshold = memory::fix_mmap_threshold();
     let cli = cli::Cli::parse();
     let config = match config::Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         }
     };
     init_logs(&config.log);
+    tracing::debug!(?threshold, "glibc's mmap threshold");
     let outcome = match cli.command {
         cli::Command::Score(args) => score::run(&args),
         cli::Command::Check(args) => check::run(&args),

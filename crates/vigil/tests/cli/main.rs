@@ -219,3 +219,32 @@ fn run_refuses_an_invalid_pipeline_with_78() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+/// vigil fixes glibc's mmap threshold itself (so a large state goes back to
+/// the system outside the Docker image too), unless the environment sets it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn fixes_the_mmap_threshold_unless_the_environment_sets_it() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/vitals.jsonl");
+    let threshold = |set: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        command
+            .args(["score", sample])
+            .env("VIGIL_LOG", "vigil=debug")
+            .env_remove("VIGIL_LOG_FORMAT")
+            .env_remove("MALLOC_MMAP_THRESHOLD_");
+        if let Some(value) = set {
+            command.env("MALLOC_MMAP_THRESHOLD_", value);
+        }
+        let out = command.output().expect("run vigil");
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        stderr
+            .lines()
+            .find(|l| l.contains("mmap threshold"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no threshold line in {stderr}"))
+    };
+    assert!(threshold(None).contains("threshold=Fixed"));
+    assert!(threshold(Some("262144")).contains("threshold=FromEnvironment"));
+}
