@@ -11,7 +11,7 @@
 //! rebalance by dropping the assignment. So each source partition's fetched
 //! messages are routed to a queue of their own, [`FetchQueue`], when it is
 //! assigned, before librdkafka fetches anything for it (the rebalance callback
-//! calls [`Route::route`] before it assigns); events stay on the consumer's
+//! routes them before it assigns them); events stay on the consumer's
 //! queue, which the run loop still polls. A message that reaches the consumer's
 //! queue anyway (a partition assigned some other way) is polled from there as
 //! before.
@@ -84,9 +84,10 @@ unsafe impl Sync for QueuePtr {}
 
 /// Where the rebalance callback routes newly assigned partitions: a handle
 /// to the run loop's [`FetchQueue`] that does not own it. The queue clears it
-/// from the consumer's context before it is destroyed.
+/// from the consumer's context before it is destroyed; it does not leave the
+/// crate, so no copy outlives the queue.
 #[derive(Debug, Clone, Copy)]
-pub struct Route(QueuePtr);
+pub(crate) struct Route(QueuePtr);
 
 impl Route {
     /// Routes the fetched messages of `partitions` to the queue. Called before
@@ -94,7 +95,7 @@ impl Route {
     /// queue first (which would split a partition's messages across the two
     /// queues, out of order). A partition that cannot be routed stays on the
     /// consumer's queue, where the run loop polls it.
-    pub fn route<C: ConsumerContext>(
+    pub(crate) fn route<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         partitions: &TopicPartitionList,

@@ -4,8 +4,9 @@
 //! One thread runs a loop of steps. A step takes up to
 //! [`KafkaConfig::batch_messages`] messages (or what comes within
 //! [`KafkaConfig::max_wait`]) in batches from the fetch queue its source
-//! partitions are routed to (see [`fetch`](crate::fetch)), decodes each partition's messages into one Arrow
-//! batch (a bad message goes to the dead-letter topic alone), feeds the batches
+//! partitions are routed to (see [`fetch`](crate::fetch)), decodes each
+//! partition's messages into one Arrow batch (a bad message goes to the
+//! dead-letter topic alone), feeds the batches
 //! to the jobs reading that topic, advances the watermark and sends every output
 //! row. Its outputs are acknowledged by the broker while the next step runs: a
 //! step ends by waiting for the previous step's. The step's offsets count as

@@ -54,7 +54,7 @@ pub struct Shared {
     pub defer_revocations: bool,
     /// Where assigned partitions' messages are routed, while the run loop's
     /// [`FetchQueue`](crate::fetch::FetchQueue) lives.
-    pub route: Option<Route>,
+    pub(crate) route: Option<Route>,
 }
 
 /// The consumer's context: records assignment changes and commits a revoked
