@@ -2,6 +2,7 @@
 //! mock cluster for injected faults (one test binary, to keep link time low).
 
 mod alerts;
+mod align;
 mod faults;
 mod fetch;
 mod pipeline;

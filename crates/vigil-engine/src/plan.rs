@@ -94,6 +94,10 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: i64 = 60_000;
 /// Default tolerance for event times ahead of their messages' arrival (option
 /// `max_clock_skew`): none.
 pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 0;
+/// Default event-time drift between a source's partitions while they catch
+/// up (option `max_drift`): 5 minutes, five pending windows of a one-minute
+/// slide per patient at most.
+pub const DEFAULT_MAX_DRIFT_MS: i64 = 300_000;
 /// Default state TTL of an updating aggregate's groups (sink option `state_ttl`).
 pub const DEFAULT_STATE_TTL_MS: i64 = 86_400_000;
 
@@ -115,6 +119,13 @@ pub struct TimeSettings {
     /// this, never the device's future. Sources without an arrival time (files)
     /// trust their event times.
     pub max_clock_skew_ms: i64,
+    /// How far, in event time, a source partition catching up on a backlog may
+    /// run ahead of the slowest active one before it is held back (source option
+    /// `max_drift`, default 5 minutes; `'off'` never pauses): the windows of
+    /// partitions ahead wait for the slowest, so their state grows with the
+    /// gap. `None` when off or without event time. See
+    /// [`Watermarks::ahead`](crate::runtime::watermark::Watermarks::ahead).
+    pub max_drift_ms: Option<i64>,
     /// Index (in the source's declared columns) of a TIMESTAMP column holding
     /// each row's arrival time (source option `arrival_time`): for files, where
     /// there is no message timestamp, what bounds the watermark as a Kafka
@@ -174,6 +185,15 @@ impl TimeSettings {
             max_clock_skew_ms: source
                 .duration_option("max_clock_skew")?
                 .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_MS),
+            max_drift_ms: match source.option("max_drift") {
+                Some(off) if off.eq_ignore_ascii_case("off") => None,
+                _ if source.event_time.is_none() => None,
+                _ => Some(
+                    source
+                        .duration_option("max_drift")?
+                        .unwrap_or(DEFAULT_MAX_DRIFT_MS),
+                ),
+            },
             state_ttl_ms: source
                 .event_time
                 .as_ref()

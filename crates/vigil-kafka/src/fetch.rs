@@ -27,6 +27,7 @@
 
 #![allow(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -38,7 +39,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::error::{KafkaError, Result};
-use crate::source::GroupContext;
+use crate::source::{GroupContext, TopicPartition};
 
 /// One source message, borrowed for as long as the run loop handles it.
 #[derive(Debug, Clone, Copy)]
@@ -100,27 +101,42 @@ impl Route {
         consumer: &BaseConsumer<C>,
         partitions: &TopicPartitionList,
     ) {
-        let client = consumer.client().native_ptr();
-        for element in partitions.elements() {
-            let Ok(topic) = CString::new(element.topic()) else {
+        forward(consumer, partitions, self.0.0.as_ptr());
+    }
+}
+
+/// Forwards the fetched messages of `partitions` to queue `to`, or, when `to`
+/// is null, keeps them in each partition's own queue (where librdkafka stops
+/// fetching once `queued.min.messages` or `queued.max.messages.kbytes` are
+/// there). Forwarding again appends what a partition's queue holds, in order.
+/// A partition that cannot be forwarded is left as it is, with a warning.
+fn forward<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &TopicPartitionList,
+    to: *mut rd::rd_kafka_queue_t,
+) {
+    let client = consumer.client().native_ptr();
+    for element in partitions.elements() {
+        let Ok(topic) = CString::new(element.topic()) else {
+            continue;
+        };
+        // SAFETY: `client` is the live consumer's handle; `to` is null or a
+        // live queue; the partition's queue handle is released right after
+        // its forward is set, which the partition keeps (it holds its own
+        // reference to the queue it forwards to). A forward set by the
+        // application is never replaced by librdkafka's own.
+        unsafe {
+            let queue =
+                rd::rd_kafka_queue_get_partition(client, topic.as_ptr(), element.partition());
+            if queue.is_null() {
+                tracing::warn!(
+                    partition = element.partition(),
+                    "a partition's queue could not be routed"
+                );
                 continue;
-            };
-            // SAFETY: `client` is the live consumer's handle; the partition's
-            // queue handle is released right after its forward is set, which
-            // the partition keeps (it holds its own reference to our queue).
-            unsafe {
-                let queue =
-                    rd::rd_kafka_queue_get_partition(client, topic.as_ptr(), element.partition());
-                if queue.is_null() {
-                    tracing::warn!(
-                        partition = element.partition(),
-                        "a partition's queue could not be routed; it is polled"
-                    );
-                    continue;
-                }
-                rd::rd_kafka_queue_forward(queue, self.0.0.as_ptr());
-                rd::rd_kafka_queue_destroy(queue);
             }
+            rd::rd_kafka_queue_forward(queue, to);
+            rd::rd_kafka_queue_destroy(queue);
         }
     }
 }
@@ -131,6 +147,10 @@ impl Route {
 pub struct FetchQueue<'c> {
     queue: QueuePtr,
     consumer: &'c BaseConsumer<GroupContext>,
+    /// Partitions held back: their messages kept in their own queues.
+    held: BTreeSet<TopicPartition>,
+    /// Times a partition was held back.
+    holds: u64,
 }
 
 impl<'c> FetchQueue<'c> {
@@ -145,7 +165,64 @@ impl<'c> FetchQueue<'c> {
             .map(QueuePtr)
             .ok_or_else(|| KafkaError::Config("librdkafka made no queue".to_owned()))?;
         consumer.context().set_route(Some(Route(queue)));
-        Ok(FetchQueue { queue, consumer })
+        Ok(FetchQueue {
+            queue,
+            consumer,
+            held: BTreeSet::new(),
+            holds: 0,
+        })
+    }
+
+    /// Holds back exactly the partitions of `ahead` from now on: the messages
+    /// of those newly in it stay in their partitions' own queues (fetching
+    /// stops once those are full, and nothing fetched is dropped, unlike a
+    /// pause, which would fetch it all again at resume), those no longer in it
+    /// are routed here again, what their queues hold first. A wait that
+    /// pauses every partition does not change which are held back.
+    pub fn hold_back(&mut self, ahead: BTreeSet<TopicPartition>) {
+        if self.held == ahead {
+            return;
+        }
+        let list = |tps: &[&TopicPartition]| {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in tps {
+                list.add_partition(topic, *partition);
+            }
+            list
+        };
+        let hold: Vec<&TopicPartition> = ahead.difference(&self.held).collect();
+        if !hold.is_empty() {
+            tracing::debug!(partitions = ?hold, "held back: ahead of the slowest partition");
+            self.holds += hold.len() as u64;
+            forward(self.consumer, &list(&hold), std::ptr::null_mut());
+        }
+        let release: Vec<&TopicPartition> = self.held.difference(&ahead).collect();
+        if !release.is_empty() {
+            tracing::debug!(partitions = ?release, "no longer held back");
+            forward(self.consumer, &list(&release), self.queue.0.as_ptr());
+        }
+        self.held = ahead;
+    }
+
+    /// Forgets partition `tp` (revoked): librdkafka drops what its queue
+    /// holds, and the rebalance callback routes it here if it comes back.
+    pub fn forget(&mut self, tp: &TopicPartition) {
+        self.held.remove(tp);
+    }
+
+    /// Whether partition `tp` is held back now.
+    pub fn is_held_back(&self, tp: &TopicPartition) -> bool {
+        self.held.contains(tp)
+    }
+
+    /// How many partitions are held back now.
+    pub fn held_back(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Times a partition was held back.
+    pub fn holds_back(&self) -> u64 {
+        self.holds
     }
 
     /// Routes `partitions` to this queue, for a consumer that assigns them

@@ -75,6 +75,10 @@ pub struct RunMetrics {
     pub consumer_lag: IntGaugeVec,
     /// `vigil_assigned_partitions`: source partitions this instance owns.
     pub assigned_partitions: IntGauge,
+    /// `vigil_partitions_held_back`: source partitions not taken in for
+    /// running more than the source's `max_drift` of event time ahead of the
+    /// slowest while catching up.
+    pub held_back_partitions: IntGauge,
     /// `vigil_state_groups{job}`: keys (groups) held in a job's state.
     pub state_groups: IntGaugeVec,
     /// `vigil_state_bytes{job}`: bytes held in a job's state.
@@ -258,6 +262,11 @@ impl RunMetrics {
                 registry,
                 "vigil_assigned_partitions",
                 "Source partitions this instance owns.",
+            )?,
+            held_back_partitions: gauge(
+                registry,
+                "vigil_partitions_held_back",
+                "Source partitions not taken in for running more than max_drift of event time ahead of the slowest while catching up.",
             )?,
             state_groups: gauge_vec(
                 registry,

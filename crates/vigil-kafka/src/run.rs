@@ -81,6 +81,10 @@ pub struct RunStats {
     pub revoked: u64,
     /// Waits for the sink long enough to pause consumption.
     pub paused: u64,
+    /// Times a partition was held back (its messages left in librdkafka's
+    /// queue of it) for running more than its source's `max_drift` of event
+    /// time ahead of the slowest.
+    pub held_back: u64,
     /// Partitions taken over from a state checkpoint (without replay).
     pub restored: u64,
     /// State checkpoints written (one per partition and commit).
@@ -165,6 +169,9 @@ struct Source {
     /// A declared arrival-time column, used instead of message timestamps
     /// (source option `arrival_time`).
     arrival_time: Option<usize>,
+    /// How far a partition may run ahead of the slowest in event time while
+    /// catching up (source option `max_drift`; `None`: off).
+    max_drift_ms: Option<i64>,
 }
 
 /// A sink topic and the column keying its messages.
@@ -321,6 +328,7 @@ impl<'p> KafkaRun<'p> {
                             watermarks: Watermarks::new(delay, job.time.idle_timeout_ms),
                             max_clock_skew_ms: job.time.max_clock_skew_ms,
                             arrival_time,
+                            max_drift_ms: job.time.max_drift_ms,
                         },
                     );
                 }
@@ -718,9 +726,11 @@ impl Loop<'_, '_> {
                     .filter_map(|&(_, latest)| latest)
                     .max()
                     .map(|newest| wall_clock_ms() - newest),
+                partitions = ?spans.iter().map(|(tp, (end, latest))| (tp.1, *end, *latest)).collect::<Vec<_>>(),
                 "step"
             );
             self.intake.release();
+            self.align(watermarks);
             if self.run.config.exactly_once {
                 // Revocations wait for this loop: the step's spans are still
                 // this instance's, and are committed before the partitions go.
@@ -760,6 +770,34 @@ impl Loop<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Holds back the partitions too far ahead of their source's slowest in
+    /// event time (see [`Watermarks::ahead`]).
+    fn align(&mut self, watermarks: &BTreeMap<String, Watermarks>) {
+        let (now, wall) = (self.now(), wall_clock_ms());
+        let mut ahead = std::collections::BTreeSet::new();
+        for (topic, source) in &self.run.sources {
+            let (Some(drift), Some(marks)) = (source.max_drift_ms, watermarks.get(topic)) else {
+                continue;
+            };
+            let held: Vec<u32> = self
+                .owned
+                .keys()
+                .filter(|tp| tp.0 == *topic && self.fetch.is_held_back(tp))
+                .filter_map(|tp| u32::try_from(tp.1).ok())
+                .collect();
+            for p in marks.ahead(drift, now, wall, &held) {
+                if let Ok(p) = i32::try_from(p) {
+                    ahead.insert((topic.clone(), p));
+                }
+            }
+        }
+        self.fetch.hold_back(ahead);
+        self.run
+            .metrics
+            .held_back_partitions
+            .set(self.fetch.held_back() as i64);
     }
 
     /// A step's outputs are all acknowledged: the rows out counted, the latency
@@ -883,6 +921,7 @@ impl Loop<'_, '_> {
 
     fn finish(&mut self) -> RunStats {
         self.stats.paused = self.intake.pauses();
+        self.stats.held_back = self.fetch.holds_back();
         self.stats.peak_unacknowledged = self.sink.peak_unacknowledged();
         self.stats.replayed_done = self
             .runners
@@ -920,6 +959,7 @@ impl Loop<'_, '_> {
                     for tp in partitions {
                         tracing::info!(topic = %tp.0, partition = tp.1, "partition revoked");
                         self.stats.revoked += 1;
+                        self.fetch.forget(&tp);
                         steps.remove(&tp);
                         self.last_progress.remove(&tp);
                         if let Some(pending) = &mut self.pending_commit {
