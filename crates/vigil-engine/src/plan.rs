@@ -121,7 +121,7 @@ pub struct TimeSettings {
     pub max_clock_skew_ms: i64,
     /// How far, in event time, a source partition catching up on a backlog may
     /// run ahead of the slowest active one before it is held back (source option
-    /// `max_drift`, default 5 minutes; `'off'` never pauses): the windows of
+    /// `max_drift`, default 5 minutes; `'off'` never holds back): the windows of
     /// partitions ahead wait for the slowest, so their state grows with the
     /// gap. `None` when off or without event time. See
     /// [`Watermarks::ahead`](crate::runtime::watermark::Watermarks::ahead).
