@@ -21,11 +21,14 @@ pub fn news2_pipeline(input: &str, output: &str) -> Pipeline {
         "/../pipelines/news2_per_patient.sql"
     );
     let sql = std::fs::read_to_string(path).expect("read the NEWS2 pipeline");
-    let bindings = [
+    let mut bindings = vec![
         Binding::topic("vitals", input),
         Binding::topic("news2_scores", output),
         Binding::option("news2_scores", "key", "patient_id"),
     ];
+    if let Ok(drift) = std::env::var("VIGIL_BENCH_MAX_DRIFT") {
+        bindings.push(Binding::option("vitals", "max_drift", &drift));
+    }
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
