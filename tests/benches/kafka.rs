@@ -58,11 +58,12 @@ mod scale;
 const BASE_MS: i64 = 1_795_507_200_000;
 
 /// `fetch.wait.max.ms` of the bench's consumers (vigil's, the bare readers'
-/// and the latency phase's reader). tansu sleeps half the remaining wait after every fetch, even one
-/// that found data, where Kafka answers as soon as `fetch.min.bytes` (1) is
-/// there; at librdkafka's default of 500 ms each fetch took some 250 ms
-/// (measured: vigil idle for 200-300 ms, then 14,000 readings at once, and
-/// scores 0.3-1 s late). A short wait makes tansu answer as Kafka would.
+/// and the latency phase's reader). tansu sleeps half the remaining wait
+/// after every fetch, even one that found data, where Kafka answers as soon
+/// as `fetch.min.bytes` (1) is there; at librdkafka's default of 500 ms
+/// each fetch took some 250 ms (measured: vigil idle for 200-300 ms, then
+/// 14,000 readings at once, and scores 0.3-1 s late). A short wait makes
+/// tansu answer as Kafka would.
 const FETCH_WAIT_MS: &str = "10";
 
 /// Reading `n`: every 5 s per patient (see [`common::reading`]).
