@@ -499,7 +499,6 @@ impl<'p> KafkaRun<'p> {
             transaction_began: sink.sent(),
             rewinds_in_a_row: 0,
             last_partition: None,
-            decoders: BTreeMap::new(),
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
@@ -585,11 +584,6 @@ struct Loop<'a, 'p> {
     rewinds_in_a_row: u32,
     /// The partition of the message taken last.
     last_partition: Option<TopicPartition>,
-    /// Per partition, its decoder, emptied by the last step's flush and kept
-    /// for the next step instead of built again with column builders sized
-    /// for a whole step (a few per cent of the loop in one profile; below the
-    /// kafka bench's run-to-run spread).
-    decoders: BTreeMap<TopicPartition, RowsJsonDecoder>,
     stats: RunStats,
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
@@ -674,7 +668,6 @@ impl Loop<'_, '_> {
         self.owned.remove(tp);
         self.checkpointed.remove(tp);
         self.checkpoint_due.remove(tp);
-        self.decoders.remove(tp);
         if let Some(source) = self.run.sources.get(&tp.0) {
             for &j in &source.jobs {
                 self.runners[j].release(p);
@@ -702,12 +695,6 @@ impl Loop<'_, '_> {
             let mut steps = self.collect(watermarks)?;
             let collected = Instant::now();
             let spans = self.process(&mut steps, watermarks)?;
-            // Each flushed decoder is kept for its partition's next step.
-            for (tp, step) in steps {
-                if step.decoder.is_empty() && self.owned.contains_key(&tp) {
-                    self.decoders.insert(tp, step.decoder);
-                }
-            }
             let processed = Instant::now();
             // This step's outputs are acknowledged while the next step is
             // taken in and processed; the previous step's must be in by now
@@ -1243,15 +1230,12 @@ impl Loop<'_, '_> {
         let step = match steps.get_mut(tp) {
             Some(step) => step,
             None => steps.entry(tp.clone()).or_insert(Step {
-                decoder: match self.decoders.remove(tp) {
-                    Some(decoder) => decoder,
-                    None => vigil_engine::files::decoder(
-                        &source.table,
-                        source.schema.clone(),
-                        self.run.config.max_message_bytes,
-                        self.run.config.batch_messages,
-                    )?,
-                },
+                decoder: vigil_engine::files::decoder(
+                    &source.table,
+                    source.schema.clone(),
+                    self.run.config.max_message_bytes,
+                    self.run.config.batch_messages,
+                )?,
                 accepted: Vec::new(),
                 keys: Vec::new(),
                 end: message.offset,

@@ -240,14 +240,8 @@ impl Slots for Text {
         })?;
         for &(group, row) in picks {
             let slot = &mut self.values[group];
-            let value = values.is_valid(row).then(|| values.value(row));
-            // The same text again (a patient's level of consciousness, say)
-            // keeps its allocation.
-            if slot.as_deref() == value {
-                continue;
-            }
             self.bytes -= slot.as_ref().map_or(0, |s| s.len());
-            *slot = value.map(Box::from);
+            *slot = values.is_valid(row).then(|| Box::from(values.value(row)));
             self.bytes += slot.as_ref().map_or(0, |s| s.len());
         }
         Ok(())
