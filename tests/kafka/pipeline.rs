@@ -303,10 +303,12 @@ fn poison_messages_go_to_the_dead_letter_topic_while_the_good_ones_pass() {
         "left the group"
     );
     assert!(sample(&registry, "vigil_step_duration_seconds_count", &[]) > 0.0);
+    // Reported when the run stops, whenever its last commit was: the windows
+    // of the readings at minute 20 are still open then.
     let jobs = sample(&registry, "vigil_state_groups", &[]);
     let bytes = sample(&registry, "vigil_state_bytes", &[]);
     assert!(
-        jobs >= 0.0 && bytes > 0.0,
+        jobs > 0.0 && bytes > 0.0,
         "state reported: {jobs} groups, {bytes} bytes"
     );
     for letter in &letters {

@@ -919,7 +919,11 @@ impl Loop<'_, '_> {
         }
     }
 
+    /// The run's totals. The state metrics are reported once more, so a run
+    /// that stops between two commit intervals leaves them at the state it
+    /// stopped with, not at that of its last commit.
     fn finish(&mut self) -> RunStats {
+        self.report_state();
         self.stats.paused = self.intake.pauses();
         self.stats.held_back = self.fetch.holds_back();
         self.stats.peak_unacknowledged = self.sink.peak_unacknowledged();
