@@ -58,7 +58,10 @@ impl MockRun {
             stop: Arc::new(AtomicBool::new(false)),
             handle: None,
             exactly_once: false,
-            properties: Vec::new(),
+            // librdkafka's own debug contexts, when asked (`consumer,cgrp`...).
+            properties: std::env::var("VIGIL_TEST_RDKAFKA_DEBUG")
+                .map(|contexts| vec![("debug".to_owned(), contexts)])
+                .unwrap_or_default(),
             commit_interval: Duration::from_millis(200),
         }
     }
@@ -169,6 +172,93 @@ fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
     run.mock.broker_up(-1).expect("up");
     producer.join().expect("producer");
     run.finish(all.len());
+}
+
+/// The group's coordinator down while readings come in (two brokers: the
+/// other leads every topic): offset commits cannot be made, and the stream
+/// goes on without them. A commit that waited for the coordinator would hold
+/// the run loop, and no window would come out until it was back. Once it is,
+/// the commits go through and reach the end of the input.
+#[test]
+fn the_group_coordinator_down_holds_commits_not_the_stream() {
+    let mut run = MockRun::new(2);
+    for partition in 0..PARTITIONS {
+        for topic in [
+            INPUT.to_owned(),
+            format!("{INPUT}.progress"),
+            OUTPUT.to_owned(),
+        ] {
+            run.mock
+                .partition_leader(&topic, partition, Some(1))
+                .expect("leader");
+        }
+    }
+    run.mock
+        .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
+        .expect("leader");
+    run.mock
+        .coordinator(MockCoordinator::Group("mock".to_owned()), 2)
+        .expect("coordinator");
+    let (all, half) = run.start_on_first_half();
+
+    run.mock.broker_down(2).expect("down");
+    // One reading per patient, and time for a commit of them to begin (the
+    // commit interval is 200 ms), before the rest. librdkafka gives a commit
+    // up after about 45 s without a coordinator: a run loop waiting for it
+    // would not have the windows out in 30 s.
+    produce(&run.broker, INPUT, &all[half..half + PATIENTS]);
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&run.broker, INPUT, &all[half + PATIENTS..]);
+    let expected = expected();
+    let received = run.broker.consume(OUTPUT, Duration::from_secs(30), |r| {
+        results(r).len() >= expected.len()
+    });
+    assert_eq!(
+        results(&received),
+        expected,
+        "every window while the coordinator is down"
+    );
+
+    run.mock.broker_up(2).expect("up");
+    let per_partition = (all.len() / PARTITIONS as usize) as i64;
+    let committed = committed_offsets(&run.broker, "mock", |offsets| {
+        offsets.iter().all(|&o| o == per_partition)
+    });
+    assert_eq!(committed, vec![per_partition; PARTITIONS as usize]);
+    let (_, stats) = run.collect(&expected, Duration::from_secs(1));
+    assert_eq!(stats.consumed, all.len() as u64, "{stats:?}");
+    assert_eq!(stats.dead_lettered + stats.late, 0, "{stats:?}");
+}
+
+/// The offsets group `group` has committed for the input's partitions, read
+/// until `done` says they are what is wanted (at most a minute).
+fn committed_offsets(broker: &Broker, group: &str, done: impl Fn(&[i64]) -> bool) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("reader");
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        list.add_partition(INPUT, partition);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let offsets: Vec<i64> = reader
+            .committed_offsets(list.clone(), Duration::from_secs(5))
+            .map(|l| {
+                l.elements()
+                    .iter()
+                    .map(|e| e.offset().to_raw().unwrap_or(-1))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if done(&offsets) || std::time::Instant::now() > deadline {
+            return offsets;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Exactly-once while the transaction protocol's requests fail (adding

@@ -20,8 +20,8 @@
 //! librdkafka; messages of an older version still in the queue are dropped by
 //! the batch call, as a poll drops them.
 //!
-//! This is the one module with `unsafe` code: the batch call and the routing
-//! are not in rdkafka's safe API. The rest of the crate sees [`Incoming`]
+//! This module has `unsafe` code (as [`commits`](crate::commits) does): the
+//! batch call and the routing are not in rdkafka's safe API. The rest of the crate sees [`Incoming`]
 //! messages that borrow from a [`Batch`], which gives them back to librdkafka
 //! when dropped.
 
@@ -75,7 +75,7 @@ impl<'m> Incoming<'m> {
 /// A librdkafka queue handle that may be used from any thread (librdkafka's
 /// queues lock themselves).
 #[derive(Debug, Clone, Copy)]
-struct QueuePtr(NonNull<rd::rd_kafka_queue_t>);
+pub(crate) struct QueuePtr(pub(crate) NonNull<rd::rd_kafka_queue_t>);
 
 // SAFETY: a librdkafka queue is safe to use from several threads; the pointer
 // is only dereferenced by librdkafka.

@@ -18,6 +18,7 @@
 //! progress and offsets, and a partition taken over without release fences its
 //! previous writer ([`transaction`]).
 
+pub mod commits;
 pub mod config;
 pub mod error;
 pub mod fetch;

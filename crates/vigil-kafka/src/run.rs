@@ -43,6 +43,7 @@ use vigil_engine::runtime::{Emitted, JobRunner, PartitionState, Progress};
 use vigil_engine::sql::ddl::{TableDecl, event_time_type};
 use vigil_formats::RowsJsonDecoder;
 
+use crate::commits::CommitQueue;
 use crate::config::{self, KafkaConfig};
 use crate::error::{KafkaError, Result};
 use crate::fetch::{FetchQueue, Incoming};
@@ -456,6 +457,10 @@ impl<'p> KafkaRun<'p> {
         self.check_topics(&consumer)?;
         // Before the subscription: every partition assigned is routed to it.
         let fetch = FetchQueue::new(&consumer)?;
+        // Group commits report back to it, not holding the loop; it outlives
+        // the loop (revocations at the end commit through it) and is dropped
+        // before the consumer.
+        let _commits = CommitQueue::new(&consumer)?;
         let producer_config = self.config.producer(&properties);
         let sink = Sink::new(&producer_config)?;
         let exactly_once = self.config.exactly_once;
@@ -502,6 +507,7 @@ impl<'p> KafkaRun<'p> {
             stats: RunStats::default(),
             started: Instant::now(),
             reported: (0, 0),
+            group_commit_sent: Instant::now(),
         };
         let result = loop_.run(stop);
         if exactly_once {
@@ -588,6 +594,8 @@ struct Loop<'a, 'p> {
     started: Instant,
     /// Pauses and commit failures already added to the metrics.
     reported: (u64, u64),
+    /// At least once: when offsets were last sent to the group.
+    group_commit_sent: Instant,
 }
 
 impl Loop<'_, '_> {
@@ -710,6 +718,7 @@ impl Loop<'_, '_> {
             if self.pending_commit.is_some() {
                 self.advance_commit(step)?;
             }
+            self.settle_commits();
             in_flight = InFlight {
                 rows_out: self.stats.rows_out,
                 newest: (self.stats.rows_out > rows_out_before)
@@ -1762,7 +1771,25 @@ impl Loop<'_, '_> {
                 }
             }
         }
-        self.context.commit_safe(self.consumer, None);
+        self.context.commit_safe(self.consumer, None, None);
+        self.group_commit_sent = Instant::now();
+        self.settle_commits();
+        Ok(())
+    }
+
+    /// Takes in the results of the group commits that came back: the trackers
+    /// and counts of the offsets committed.
+    /// What a commit left written (one was under way, or it failed) is sent
+    /// again a commit interval after the last was, input or not.
+    fn settle_commits(&mut self) {
+        if !self.run.config.exactly_once
+            && self.group_commit_sent.elapsed() >= self.run.config.commit_interval
+        {
+            self.context.commit_safe(self.consumer, None, None);
+            self.group_commit_sent = Instant::now();
+        } else {
+            self.context.serve_commits();
+        }
         let committed = match self.context.0.lock() {
             Ok(mut shared) => std::mem::take(&mut shared.committed),
             Err(_) => Vec::new(),
@@ -1775,7 +1802,6 @@ impl Loop<'_, '_> {
                 tracker.committed(offset);
             }
         }
-        Ok(())
     }
 }
 

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
+use crate::commits::{CommitResult, CommitResults};
 use crate::fetch::Route;
 
 /// A source partition: topic and partition number.
@@ -44,6 +46,11 @@ pub struct Shared {
     pub committed: Vec<(TopicPartition, i64)>,
     /// Commits that failed.
     pub commit_failures: u64,
+    /// Commits sent without waiting whose results are not in yet.
+    pub commits_in_flight: usize,
+    /// Where commit results come back, while the run loop's
+    /// [`CommitQueue`](crate::commits::CommitQueue) lives.
+    pub(crate) commit_results: Option<CommitResults>,
     /// Consumer lag per partition from librdkafka's latest statistics, not yet
     /// reported.
     pub consumer_lag: BTreeMap<TopicPartition, i64>,
@@ -114,16 +121,31 @@ impl GroupContext {
     }
 
     /// Commits the offsets of `partitions` (all of them if `None`) that the
-    /// progress log has, synchronously: the group's commit never runs ahead of the
-    /// log.
+    /// progress log has (so the group's commit never runs ahead of the log).
+    ///
+    /// Without `wait` (the run loop) the commit is sent and its result served
+    /// by a later [`serve_commits`](Self::serve_commits); while an earlier one
+    /// has not reported back none is sent, so commits reach the group in order,
+    /// and what is written stays for the next round. With `wait` (a partition
+    /// leaving) the one under way is waited for first, then this one, each at
+    /// most `wait`. Without a [`CommitQueue`](crate::commits::CommitQueue)
+    /// (before the run loop's or after it) the commit blocks until it is done.
     pub fn commit_safe(
         &self,
         consumer: &BaseConsumer<GroupContext>,
         partitions: Option<&[TopicPartition]>,
+        wait: Option<Duration>,
     ) {
         let Ok(mut shared) = self.0.lock() else {
             return;
         };
+        let results = shared.commit_results;
+        if let Some(results) = results {
+            serve(&mut shared, results, wait.unwrap_or(Duration::ZERO));
+            if wait.is_none() && shared.commits_in_flight > 0 {
+                return;
+            }
+        }
         let chosen: Vec<(TopicPartition, (i64, String))> = shared
             .written
             .iter()
@@ -146,22 +168,100 @@ impl GroupContext {
                 elem.set_metadata(metadata.as_str());
             }
         }
-        match consumer.commit(&list, CommitMode::Sync) {
+        let Some(results) = results else {
+            let result = consumer.commit(&list, CommitMode::Sync).map_err(|e| {
+                e.rdkafka_error_code()
+                    .unwrap_or(rdkafka::types::RDKafkaErrorCode::Fail)
+            });
+            settle(
+                &mut shared,
+                CommitResult {
+                    error: result.err(),
+                    partitions: chosen
+                        .into_iter()
+                        .map(|(tp, (offset, _))| (tp, offset, None))
+                        .collect(),
+                },
+            );
+            return;
+        };
+        match results.send(consumer, &list) {
             Ok(()) => {
-                for (tp, (offset, _)) in chosen {
-                    if shared.written.get(&tp).is_some_and(|(o, _)| *o == offset) {
-                        shared.written.remove(&tp);
-                    }
-                    shared.committed.push((tp, offset));
+                shared.commits_in_flight += 1;
+                if let Some(wait) = wait {
+                    serve(&mut shared, results, wait);
                 }
             }
-            Err(e) => {
+            Err(code) => {
                 shared.commit_failures += 1;
-                tracing::warn!(error = %e, "offset commit failed; it is retried at the next commit");
+                tracing::warn!(error = %code, "offset commit failed; it is retried at the next commit");
             }
         }
     }
+
+    /// Takes in the results of commits sent without waiting (see
+    /// [`commit_safe`](Self::commit_safe)): what they committed is in
+    /// [`Shared::committed`] afterwards, what failed stays written for the next
+    /// commit. The run loop calls it at every step.
+    pub fn serve_commits(&self) {
+        if let Ok(mut shared) = self.0.lock()
+            && let Some(results) = shared.commit_results
+        {
+            serve(&mut shared, results, Duration::ZERO);
+        }
+    }
+
+    /// Sets (or clears) where commit results come back.
+    pub(crate) fn set_commit_results(&self, results: Option<CommitResults>) {
+        if let Ok(mut shared) = self.0.lock() {
+            shared.commit_results = results;
+        }
+    }
 }
+
+/// Takes in the results of the commits under way that are in (waiting at most
+/// `wait` for each while some are not).
+fn serve(shared: &mut Shared, results: CommitResults, wait: Duration) {
+    while shared.commits_in_flight > 0 {
+        let Some(result) = results.next(wait) else {
+            return;
+        };
+        shared.commits_in_flight -= 1;
+        settle(shared, result);
+    }
+}
+
+/// Records what the group answered to a commit: each partition committed is
+/// no longer written-but-uncommitted (unless a newer offset was written since)
+/// and is counted; a failure is counted and logged, and what it held stays
+/// written, to be committed at the next round.
+fn settle(shared: &mut Shared, result: CommitResult) {
+    let failed = result
+        .error
+        .or_else(|| result.partitions.iter().find_map(|(_, _, e)| *e));
+    if let Some(code) = failed {
+        shared.commit_failures += 1;
+        tracing::warn!(error = %code, "offset commit failed; it is retried at the next commit");
+    }
+    if result.error.is_some() {
+        return;
+    }
+    for (tp, offset, error) in result.partitions {
+        if error.is_some() {
+            continue;
+        }
+        if shared.written.get(&tp).is_some_and(|(o, _)| *o == offset) {
+            shared.written.remove(&tp);
+        }
+        shared.committed.push((tp, offset));
+    }
+}
+
+/// How long a revocation waits for the commit under way and then for its own
+/// (the rebalance waits for the callback meanwhile). Past it the partitions go
+/// anyway: their next owner starts from the group's last commit and reads again
+/// what came after it (at least once, nothing lost).
+const REVOKED_COMMIT_WAIT: Duration = Duration::from_secs(30);
 
 fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
     list.elements()
@@ -174,7 +274,7 @@ impl GroupContext {
     /// Before partitions leave (at-least-once): commits what the progress log
     /// has for them and tells the run loop.
     fn revoking(&self, consumer: &BaseConsumer<Self>, revoked: Vec<TopicPartition>) {
-        self.commit_safe(consumer, Some(&revoked));
+        self.commit_safe(consumer, Some(&revoked), Some(REVOKED_COMMIT_WAIT));
         if let Ok(mut shared) = self.0.lock() {
             for tp in &revoked {
                 shared.safe.remove(tp);
