@@ -54,9 +54,10 @@ pub struct RunMetrics {
     pub checkpoint_bytes: IntCounter,
     /// `vigil_commit_duration_seconds`: how long one commit held the run loop
     /// (it takes no input meanwhile): state checkpoints and progress written,
-    /// offsets committed once the progress is acknowledged (at least once, that
-    /// acknowledgement is awaited by the next step, alongside its
-    /// predecessor's outputs); exactly-once, the whole transaction.
+    /// offsets sent to the group once the progress is acknowledged (at least
+    /// once, that acknowledgement is awaited by the next step, alongside its
+    /// predecessor's outputs, and the group's answer is read at a later step);
+    /// exactly-once, the whole transaction.
     pub commit_duration: Histogram,
     /// `vigil_step_duration_seconds`: one step (poll and decode a batch, run the
     /// jobs, send and acknowledge their outputs).
@@ -236,7 +237,7 @@ impl RunMetrics {
             commit_duration: histogram(
                 registry,
                 "vigil_commit_duration_seconds",
-                "How long one commit held the run loop: checkpoints and progress written, offsets or the transaction committed.",
+                "How long one commit held the run loop: checkpoints and progress written, offsets sent or the transaction committed.",
                 prometheus::exponential_buckets(0.001, 2.0, 14)?,
             )?,
             step_duration: histogram(
