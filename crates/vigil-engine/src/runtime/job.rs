@@ -114,6 +114,16 @@ struct PartitionSlot {
     /// its own watermark, from its own rows, which governs it until it reaches the
     /// job's (see [`JobRunner::resume`]).
     catch_up: Option<CatchUp>,
+    /// The partition's own watermark: the latest event time of its rows (as
+    /// far as the caller vouches for them) less the source's delay. Written
+    /// with its checkpoints, so that a partition restored behind the job's
+    /// watermark catches up from where its rows were, not from where the job
+    /// was when it was checkpointed.
+    own: Option<i64>,
+    /// Restored, its windows not yet closed to the job's watermark (or, catching
+    /// up, to its own): the next [`JobRunner::advance`] closes them, even if the
+    /// watermark has not moved.
+    close_pending: bool,
 }
 
 impl PartitionSlot {
@@ -124,10 +134,17 @@ impl PartitionSlot {
         self.catch_up.is_some() && (self.done_before.is_some() || self.emitted_floor.is_some())
     }
 
+    /// Whether its checkpoints carry a [`replay_part`](Self::replay_part):
+    /// replaying, or with an own watermark to carry on.
+    fn has_replay_part(&self) -> bool {
+        self.replaying() || self.own.is_some() || self.catch_up.is_some()
+    }
+
     /// The resume fields of a replaying partition as a checkpoint part, so that
     /// a partition checkpointed mid-replay is restored still replaying: the
     /// instance that takes it over skips what the previous owners were done
-    /// with and emits nothing they emitted.
+    /// with and emits nothing they emitted. Of a partition not replaying, the
+    /// part carries its own watermark (see [`JobRunner::restore`]).
     fn replay_part(&self) -> Result<RecordBatch> {
         let fields: Vec<Field> = REPLAY_COLUMNS
             .iter()
@@ -137,7 +154,10 @@ impl PartitionSlot {
             self.floor,
             self.done_before,
             self.emitted_floor,
-            self.catch_up.and_then(|c| c.watermark),
+            match self.catch_up {
+                Some(catch_up) => catch_up.watermark,
+                None => self.own,
+            },
         ];
         let columns: Vec<ArrayRef> = values
             .into_iter()
@@ -379,6 +399,8 @@ impl JobRunner {
                 done_before: None,
                 emitted_floor: None,
                 catch_up: None,
+                own: None,
+                close_pending: false,
             }),
         }))
     }
@@ -422,12 +444,13 @@ impl JobRunner {
                 None => max_option(self.watermark, slot.floor),
             };
             kept = Some((
-                slot.floor,
-                slot.done_before,
-                slot.emitted_floor,
-                slot.catch_up,
+                (slot.floor, slot.done_before, slot.emitted_floor),
+                (slot.catch_up, slot.own, slot.close_pending),
             ));
-            let replay = slot.replaying().then(|| slot.replay_part()).transpose()?;
+            let replay = slot
+                .has_replay_part()
+                .then(|| slot.replay_part())
+                .transpose()?;
             state.parts = slot.operator.export()?;
             state.parts.extend(replay);
         }
@@ -441,13 +464,15 @@ impl JobRunner {
             self.restore(state.clone())?;
         }
         // This runner goes on exactly as it was: resumed, catching up or not.
-        if let (Some((floor, done_before, emitted_floor, catch_up)), Some(slot)) =
+        if let (Some(((floor, done_before, emitted_floor), (catch_up, own, pending))), Some(slot)) =
             (kept, self.partitions.get_mut(&partition))
         {
             slot.floor = floor;
             slot.done_before = done_before;
             slot.emitted_floor = emitted_floor;
             slot.catch_up = catch_up;
+            slot.own = own;
+            slot.close_pending = pending;
             if let Some(through) = emitted_floor {
                 slot.operator.suppress_through(through);
             }
@@ -506,7 +531,7 @@ impl JobRunner {
                 Some(catch_up) => max_option(catch_up.watermark, slot.floor),
                 None => max_option(self.watermark, slot.floor),
             };
-            if slot.replaying() {
+            if slot.has_replay_part() {
                 each(slot.replay_part()?)?;
             }
         }
@@ -609,11 +634,29 @@ impl JobRunner {
             catch_up: behind.then_some(CatchUp {
                 watermark: state.watermark,
             }),
+            own: None,
+            close_pending: false,
         };
         // Checkpointed mid-replay: it goes on replaying.
         if let Some(part) = replay_parts.first() {
             slot.resume_from(part)?;
+            if !slot.replaying() {
+                // Not replaying: the part carries the partition's own watermark
+                // (its rows may be well past the job's watermark when it was
+                // checkpointed, while other partitions held that back). It
+                // catches up from there if the job's watermark is ahead.
+                let own = max_option(state.watermark, slot.catch_up.and_then(|c| c.watermark));
+                slot.floor = state.watermark;
+                slot.own = own;
+                slot.catch_up = self
+                    .watermark
+                    .is_some_and(|job| own.is_none_or(|own| own < job))
+                    .then_some(CatchUp { watermark: own });
+            }
         }
+        // What the job's watermark (or, catching up, its own) has passed is
+        // closed at the next advance.
+        slot.close_pending = self.watermark.is_some();
         self.partitions.insert(state.partition, slot);
         Ok(())
     }
@@ -642,6 +685,11 @@ impl JobRunner {
                 emitted_through,
             };
         };
+        if slot.close_pending {
+            // Restored, not yet closed to the watermark: emitted only through
+            // what its checkpoint had.
+            emitted_through = slot.floor.map(|w| self.less_lateness(w));
+        }
         let horizon = if self.event_time.is_none() {
             // Without event time nothing ever leaves the state for good.
             (slot.operator.state_groups() > 0).then_some(i64::MIN)
@@ -753,6 +801,10 @@ impl JobRunner {
             Some(slot) => {
                 let mut emitted = Vec::new();
                 slot.operator.process(&batch, times, &mut emitted)?;
+                if let Some(times) = times {
+                    let last = trusted.map_or(times.last, |t| t.min(times.last));
+                    slot.own = max_option(slot.own, Some(last.saturating_sub(delay)));
+                }
                 if let (Some(catch_up), Some(times)) = (&mut slot.catch_up, times) {
                     let last = trusted.map_or(times.last, |t| t.min(times.last));
                     let own = max_option(catch_up.watermark, Some(last.saturating_sub(delay)));
@@ -775,6 +827,7 @@ impl JobRunner {
     /// Moves the job's watermark to `watermark` (a source watermark; the allowed
     /// lateness is subtracted here), emitting every window it closes.
     pub fn advance(&mut self, watermark: i64, out: &mut Emitted) -> Result<()> {
+        self.close_restored(out)?;
         if self.watermark.is_some_and(|w| watermark <= w) {
             return Ok(());
         }
@@ -805,6 +858,43 @@ impl JobRunner {
             let mut closed = Vec::new();
             slot.operator.advance(effective, &mut closed)?;
             emitted.push((partition, closed));
+        }
+        for (partition, batches) in emitted {
+            self.emit(partition, batches, out)?;
+        }
+        Ok(())
+    }
+
+    /// Closes, in each partition restored since the last advance, what the
+    /// job's watermark has passed (its own, if it is catching up): the rows
+    /// checkpointed with it may have passed windows the job's watermark had not
+    /// yet then, and no reading of its own may come to close them.
+    fn close_restored(&mut self, out: &mut Emitted) -> Result<()> {
+        let Some(job) = self.watermark else {
+            return Ok(());
+        };
+        let lateness = self.lateness_ms;
+        let less_lateness = |w: i64| {
+            if w == END_OF_TIME {
+                END_OF_TIME
+            } else {
+                w.saturating_sub(lateness)
+            }
+        };
+        let mut emitted = Vec::new();
+        for (&partition, slot) in self.partitions.iter_mut() {
+            if !std::mem::take(&mut slot.close_pending) {
+                continue;
+            }
+            let through = match slot.catch_up {
+                Some(catch_up) => catch_up.watermark,
+                None => Some(job),
+            };
+            if let Some(through) = through {
+                let mut closed = Vec::new();
+                slot.operator.advance(less_lateness(through), &mut closed)?;
+                emitted.push((partition, closed));
+            }
         }
         for (partition, batches) in emitted {
             self.emit(partition, batches, out)?;

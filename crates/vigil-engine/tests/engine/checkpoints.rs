@@ -523,6 +523,71 @@ fn a_partition_restored_behind_the_new_owners_watermark_catches_up() {
     assert_eq!(after.late, 1, "only the row that was late anyway");
 }
 
+/// Partition 1's readings (five minutes of them, then one at minute 20) are
+/// taken in while partition 0 is still at minute 0, so its windows stay open
+/// and it is checkpointed so; then partition 0 catches up and the job's
+/// watermark passes them. Restored from that checkpoint, by the runner that
+/// took it (a rewind: its outputs since were lost) or by another whose
+/// watermark is as far, with no reading of partition 1 to come, the next
+/// advance (the watermark unchanged) closes them: its rows had passed them.
+#[test]
+fn a_partition_checkpointed_ahead_of_the_others_closes_its_windows_once_restored() {
+    let p = plan(&queries()[0].1);
+    let job = &p.jobs[0];
+    let mut text = String::new();
+    for s in (0..300).step_by(10) {
+        text.push_str(&format!(
+            "{{\"patient_id\":\"b\",\"observed_at\":{},\"x\":{s}}}\n",
+            at(s)
+        ));
+    }
+    text.push_str(&format!(
+        "{{\"patient_id\":\"b\",\"observed_at\":{}}}\n",
+        at(1200)
+    ));
+    let ahead = batches(&p, &text, 100);
+    let caught_up = at(1200).parse::<i64>().expect("ms") - DELAY_MS;
+    let windows_of_b = |out: &Emitted| -> usize {
+        out.rows
+            .iter()
+            .map(|b| {
+                let patient = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .filter(|&i| patient.value(i) == "b")
+                    .count()
+            })
+            .sum()
+    };
+
+    let mut first = JobRunner::new(job, &p.ctx).expect("runner");
+    let mut out = Emitted::default();
+    first
+        .advance(at(0).parse::<i64>().expect("ms") - DELAY_MS, &mut out)
+        .expect("advance");
+    for (batch, _) in &ahead {
+        first.process(1, batch.clone(), &mut out).expect("process");
+    }
+    let state = first.checkpoint(1).expect("checkpoint");
+    first.advance(caught_up, &mut out).expect("advance");
+    assert_eq!(windows_of_b(&out), 5, "closed once partition 0 caught up");
+
+    // A rewind: the outputs since the checkpoint were lost.
+    first.release(1);
+    first.restore(state.clone()).expect("restore");
+    let mut again = Emitted::default();
+    first.advance(caught_up, &mut again).expect("advance");
+    assert_eq!(windows_of_b(&again), 5, "closed again after the rewind");
+
+    // Another instance, its own partition 0 as far.
+    let mut second = JobRunner::new(job, &p.ctx).expect("runner");
+    let mut ignored = Emitted::default();
+    second.advance(caught_up, &mut ignored).expect("advance");
+    second.restore(state).expect("restore");
+    let mut moved = Emitted::default();
+    second.advance(caught_up, &mut moved).expect("advance");
+    assert_eq!(windows_of_b(&moved), 5, "closed on the new owner");
+}
+
 /// A state of more keys than one slice: streamed in place it is written slice
 /// by slice (parts of at most `SLICE_ROWS` keys), and the instance restored from
 /// those bytes, like the one that went on, gives the uninterrupted output.
