@@ -182,23 +182,7 @@ fn the_broker_going_down_and_coming_back_mid_stream_loses_nothing() {
 #[test]
 fn the_group_coordinator_down_holds_commits_not_the_stream() {
     let mut run = MockRun::new(2);
-    for partition in 0..PARTITIONS {
-        for topic in [
-            INPUT.to_owned(),
-            format!("{INPUT}.progress"),
-            OUTPUT.to_owned(),
-        ] {
-            run.mock
-                .partition_leader(&topic, partition, Some(1))
-                .expect("leader");
-        }
-    }
-    run.mock
-        .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
-        .expect("leader");
-    run.mock
-        .coordinator(MockCoordinator::Group("mock".to_owned()), 2)
-        .expect("coordinator");
+    run.place(1, 2);
     let (all, half) = run.start_on_first_half();
 
     run.mock.broker_down(2).expect("down");
@@ -327,28 +311,35 @@ fn request_errors_during_transactions_lose_nothing_and_repeat_nothing() {
 }
 
 impl MockRun {
+    /// Broker 1 leads the input, progress and dead-letter topics; broker
+    /// `output` leads the output topic and broker `coordinator` coordinates
+    /// the group.
+    fn place(&self, output: i32, coordinator: i32) {
+        for partition in 0..PARTITIONS {
+            for (topic, leader) in [
+                (INPUT.to_owned(), 1),
+                (format!("{INPUT}.progress"), 1),
+                (OUTPUT.to_owned(), output),
+            ] {
+                self.mock
+                    .partition_leader(&topic, partition, Some(leader))
+                    .expect("leader");
+            }
+        }
+        self.mock
+            .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
+            .expect("leader");
+        self.mock
+            .coordinator(MockCoordinator::Group("mock".to_owned()), coordinator)
+            .expect("coordinator");
+    }
+
     /// Two brokers: broker 1 leads the input, the progress and dead-letter
     /// topics and coordinates the group; broker 2 leads the output topic (the
     /// sink), and answers `round_trip` late.
     fn with_slow_sink(round_trip: Duration) -> MockRun {
         let run = MockRun::new(2);
-        for partition in 0..PARTITIONS {
-            for (topic, leader) in [
-                (INPUT.to_owned(), 1),
-                (format!("{INPUT}.progress"), 1),
-                (OUTPUT.to_owned(), 2),
-            ] {
-                run.mock
-                    .partition_leader(&topic, partition, Some(leader))
-                    .expect("leader");
-            }
-        }
-        run.mock
-            .partition_leader(&format!("{INPUT}.dead-letter"), 0, Some(1))
-            .expect("leader");
-        run.mock
-            .coordinator(MockCoordinator::Group("mock".to_owned()), 1)
-            .expect("coordinator");
+        run.place(2, 1);
         run.mock
             .coordinator(MockCoordinator::Transaction(TRANSACTIONAL_ID.to_owned()), 1)
             .expect("coordinator");

@@ -16,7 +16,6 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
@@ -24,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::error::{KafkaError, Result};
+use crate::error::Result;
 use crate::fetch::QueuePtr;
 use crate::source::{GroupContext, TopicPartition};
 
@@ -39,12 +38,8 @@ pub struct CommitQueue<'c> {
 impl<'c> CommitQueue<'c> {
     /// A queue for `consumer`'s commit results, registered with its context.
     pub fn new(consumer: &'c BaseConsumer<GroupContext>) -> Result<CommitQueue<'c>> {
-        // SAFETY: the consumer's handle is live; the new queue is ours to
-        // destroy (in `drop`).
-        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
-        let queue = NonNull::new(queue)
-            .map(QueuePtr)
-            .ok_or_else(|| KafkaError::Config("librdkafka made no queue".to_owned()))?;
+        // Ours to destroy (in `drop`).
+        let queue = QueuePtr::new(consumer)?;
         consumer
             .context()
             .set_commit_results(Some(CommitResults(queue)));

@@ -21,9 +21,9 @@
 //! the batch call, as a poll drops them.
 //!
 //! This module has `unsafe` code (as [`commits`](crate::commits) does): the
-//! batch call and the routing are not in rdkafka's safe API. The rest of the crate sees [`Incoming`]
-//! messages that borrow from a [`Batch`], which gives them back to librdkafka
-//! when dropped.
+//! batch call and the routing are not in rdkafka's safe API. The rest of the
+//! crate sees [`Incoming`] messages that borrow from a [`Batch`], which gives
+//! them back to librdkafka when dropped.
 
 #![allow(unsafe_code)]
 
@@ -76,6 +76,18 @@ impl<'m> Incoming<'m> {
 /// queues lock themselves).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueuePtr(pub(crate) NonNull<rd::rd_kafka_queue_t>);
+
+impl QueuePtr {
+    /// A new queue of `consumer`'s, for the caller to destroy (before the
+    /// consumer) with `rd_kafka_queue_destroy`.
+    pub(crate) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<QueuePtr> {
+        // SAFETY: the consumer's handle is live; the new queue is the caller's.
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        NonNull::new(queue)
+            .map(QueuePtr)
+            .ok_or_else(|| KafkaError::Config("librdkafka made no queue".to_owned()))
+    }
+}
 
 // SAFETY: a librdkafka queue is safe to use from several threads; the pointer
 // is only dereferenced by librdkafka.
@@ -158,12 +170,8 @@ impl<'c> FetchQueue<'c> {
     /// context so that the rebalance callback routes partitions to it. Make
     /// it before the consumer subscribes.
     pub fn new(consumer: &'c BaseConsumer<GroupContext>) -> Result<FetchQueue<'c>> {
-        // SAFETY: the consumer's handle is live; the new queue is ours to
-        // destroy (in `drop`).
-        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
-        let queue = NonNull::new(queue)
-            .map(QueuePtr)
-            .ok_or_else(|| KafkaError::Config("librdkafka made no queue".to_owned()))?;
+        // Ours to destroy (in `drop`).
+        let queue = QueuePtr::new(consumer)?;
         consumer.context().set_route(Some(Route(queue)));
         Ok(FetchQueue {
             queue,

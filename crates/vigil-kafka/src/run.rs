@@ -1779,6 +1779,7 @@ impl Loop<'_, '_> {
 
     /// Takes in the results of the group commits that came back: the trackers
     /// and counts of the offsets committed.
+    ///
     /// What a commit left written (one was under way, or it failed) is sent
     /// again a commit interval after the last was, input or not.
     fn settle_commits(&mut self) {

@@ -747,11 +747,7 @@ impl JobRunner {
 
     /// A source watermark with the allowed lateness taken off: what closes windows.
     fn less_lateness(&self, watermark: i64) -> i64 {
-        if watermark == END_OF_TIME {
-            END_OF_TIME
-        } else {
-            watermark.saturating_sub(self.lateness_ms)
-        }
+        minus_lateness(watermark, self.lateness_ms)
     }
 
     /// Forgets a partition's state (the partition was revoked and its state is
@@ -801,13 +797,14 @@ impl JobRunner {
             Some(slot) => {
                 let mut emitted = Vec::new();
                 slot.operator.process(&batch, times, &mut emitted)?;
-                if let Some(times) = times {
-                    let last = trusted.map_or(times.last, |t| t.min(times.last));
-                    slot.own = max_option(slot.own, Some(last.saturating_sub(delay)));
-                }
-                if let (Some(catch_up), Some(times)) = (&mut slot.catch_up, times) {
-                    let last = trusted.map_or(times.last, |t| t.min(times.last));
-                    let own = max_option(catch_up.watermark, Some(last.saturating_sub(delay)));
+                // The batch's latest event time the caller vouches for, less
+                // the delay: where it moves the partition's own watermark.
+                let mark = times
+                    .map(|times| trusted.map_or(times.last, |t| t.min(times.last)))
+                    .map(|last| last.saturating_sub(delay));
+                slot.own = max_option(slot.own, mark);
+                if let (Some(catch_up), Some(mark)) = (&mut slot.catch_up, mark) {
+                    let own = max_option(catch_up.watermark, Some(mark));
                     catch_up.watermark = own;
                     if let Some(own) = own {
                         slot.operator
@@ -832,11 +829,7 @@ impl JobRunner {
             return Ok(());
         }
         self.watermark = Some(watermark);
-        let effective = if watermark == END_OF_TIME {
-            END_OF_TIME
-        } else {
-            watermark.saturating_sub(self.lateness_ms)
-        };
+        let effective = minus_lateness(watermark, self.lateness_ms);
         let partitions: Vec<u32> = self.memories.keys().copied().collect();
         for partition in partitions {
             self.forget(partition);
@@ -874,13 +867,6 @@ impl JobRunner {
             return Ok(());
         };
         let lateness = self.lateness_ms;
-        let less_lateness = |w: i64| {
-            if w == END_OF_TIME {
-                END_OF_TIME
-            } else {
-                w.saturating_sub(lateness)
-            }
-        };
         let mut emitted = Vec::new();
         for (&partition, slot) in self.partitions.iter_mut() {
             if !std::mem::take(&mut slot.close_pending) {
@@ -892,7 +878,8 @@ impl JobRunner {
             };
             if let Some(through) = through {
                 let mut closed = Vec::new();
-                slot.operator.advance(less_lateness(through), &mut closed)?;
+                slot.operator
+                    .advance(minus_lateness(through, lateness), &mut closed)?;
                 emitted.push((partition, closed));
             }
         }
@@ -1115,6 +1102,16 @@ fn grouping(
 }
 
 /// The later of two optional times.
+/// `watermark` with `lateness_ms` taken off (the end of time stays the end of
+/// time): what closes windows.
+fn minus_lateness(watermark: i64, lateness_ms: i64) -> i64 {
+    if watermark == END_OF_TIME {
+        END_OF_TIME
+    } else {
+        watermark.saturating_sub(lateness_ms)
+    }
+}
+
 fn max_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
